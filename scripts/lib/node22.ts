@@ -1,0 +1,54 @@
+// The upstream runtime needs Node >= 22 (node:sqlite). The toolchain itself runs on the
+// machine's Node 20 (better-sqlite3 12 is compiled for it), so Node 22 lives in its own
+// git-ignored prefix and is always called by path, never put on PATH or in node_modules/.bin.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { repoRoot } from "./paths.ts";
+
+export const NODE22_SPEC = "node@22";
+export const node22Prefix = path.join(repoRoot, ".cache", "node22");
+const bundledBinary = path.join(node22Prefix, "node_modules", "node", "bin", "node");
+
+/** Path of a Node 22+ binary: $AGENT_MONITOR_NODE, else the project's cached install. */
+export function node22Path(): string | null {
+  const fromEnv = process.env.AGENT_MONITOR_NODE;
+  if (fromEnv) return fromEnv;
+  return existsSync(bundledBinary) ? bundledBinary : null;
+}
+
+/** Returns a Node 22 binary, installing the npm package node@22 into .cache/node22 once. */
+export function ensureNode22(log: (line: string) => void = () => {}): string {
+  const found = node22Path();
+  if (found) {
+    assertMajorAtLeast(found, 22);
+    return found;
+  }
+  log(`installing ${NODE22_SPEC} into .cache/node22 (one time)`);
+  mkdirSync(node22Prefix, { recursive: true });
+  try {
+    execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", node22Prefix, NODE22_SPEC], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch (err) {
+    throw new Error(
+      `could not install ${NODE22_SPEC} into .cache/node22 (${(err as Error).message.split("\n")[0]}); ` +
+        `install Node 22 yourself and set AGENT_MONITOR_NODE=/path/to/node`,
+    );
+  }
+  if (!existsSync(bundledBinary)) throw new Error(`${NODE22_SPEC} installed but ${bundledBinary} is missing`);
+  assertMajorAtLeast(bundledBinary, 22);
+  return bundledBinary;
+}
+
+export function nodeMajor(binary: string): number {
+  const v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+  return Number(v.split(".")[0]);
+}
+
+function assertMajorAtLeast(binary: string, major: number): void {
+  const got = nodeMajor(binary);
+  if (got < major) {
+    throw new Error(`${binary} is Node ${got}; the monitor needs Node >= ${major} (set AGENT_MONITOR_NODE to a Node ${major}+ binary)`);
+  }
+}
