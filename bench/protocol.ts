@@ -1,0 +1,97 @@
+// Messages and records shared by the bench parent and its child processes.
+
+export const MODES = ["blocking", "fire-and-forget", "saturation"] as const;
+export type Mode = (typeof MODES)[number];
+
+export const HOOK_TYPES = [
+  "SessionStart",
+  "UserPromptSubmit",
+  "PreToolUse",
+  "PostToolUse",
+  "Notification",
+  "SubagentStop",
+  "Stop",
+  "SessionEnd",
+] as const;
+export type HookType = (typeof HOOK_TYPES)[number];
+
+export interface AgentSpec {
+  index: number;
+  sessionId: string;
+  transcriptPath: string;
+  cwd: string;
+  /** History template to copy as the transcript's starting content (several MB), or null. */
+  template: string | null;
+  /** turn_duration lines already present in the template. */
+  templateTurns: number;
+  seed: number;
+}
+
+export interface WorkerConfig {
+  port: number;
+  mode: Mode;
+  agents: AgentSpec[];
+  /** Upper bound of hook events one agent sends (the session is always closed within it). */
+  eventsPerAgent: number;
+  /** After this many ms agents start no new turn and close their session. */
+  durationMs: number;
+  /** Absolute bound: after this many ms agents send nothing more. */
+  hardStopMs: number;
+  /** Mean think time between two hook events (0 in saturation mode). */
+  thinkMs: number;
+  /** Blocking client timeout (upstream v1: 3000 ms). */
+  timeoutMs: number;
+  /** How long the fire-and-forget observer waits for an answer it does not need. */
+  observeMs: number;
+  /** Prefix of every event id in this phase. */
+  runTag: string;
+}
+
+export interface EventRecord {
+  id: string;
+  agent: number;
+  sessionId: string;
+  hookType: HookType;
+  /** ms since the phase's common start when the request started. */
+  t: number;
+  status: number;
+  latencyMs: number;
+  timedOut: boolean;
+  error?: string;
+  /** fire-and-forget only: ms until the bytes were flushed (what the hook process waits for). */
+  sendMs?: number;
+}
+
+export interface AgentSummary {
+  index: number;
+  sessionId: string;
+  transcriptPath: string;
+  eventsSent: number;
+  turnsCompleted: number;
+  /** turn_duration lines in the transcript at the end (template history + this run). */
+  turnDurationLines: number;
+  sessionEndId: string | null;
+  aborted: boolean;
+}
+
+export type ParentToWorker = { type: "config"; config: WorkerConfig } | { type: "go"; startAt: number };
+
+export type WorkerToParent =
+  | { type: "ready" }
+  | { type: "result"; events: EventRecord[]; agents: AgentSummary[] }
+  | { type: "error"; message: string };
+
+export interface CompanionCounts {
+  transactions: number;
+  committed: number;
+  busy: number;
+  otherErrors: number;
+  lastError: string | null;
+  maxTxMs: number;
+}
+
+export type ParentToCompanion = { type: "snapshot" } | { type: "stop" };
+export type CompanionToParent =
+  | { type: "ready" }
+  | { type: "counts"; counts: CompanionCounts; final: boolean }
+  | { type: "error"; message: string };

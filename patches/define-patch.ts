@@ -1,0 +1,50 @@
+// The contract every patch in patches/ follows: one file, one default export.
+import type MagicString from "magic-string";
+import type { SourceFile } from "ts-morph";
+
+/** One upstream file as a patch sees it: the text, a parsed view to locate nodes, and an editor. */
+export interface PatchFile {
+  /** Posix path relative to the tree root, e.g. "server/routes/hooks.js". */
+  readonly path: string;
+  readonly text: string;
+  /** ts-morph view of `text` (parsed lazily, allowJs, no type-check). Locate only; never manipulate. */
+  readonly ast: SourceFile;
+  /** Edit through this (offsets are in `text`); the engine turns it into output and a source map. */
+  readonly edit: MagicString;
+}
+
+/** What `verify` sees: the final text and its AST, read-only. */
+export type VerifyFile = Omit<PatchFile, "edit">;
+
+export interface Patch {
+  /** Kebab-case, equals the file name. */
+  id: string;
+  /** One line: what the patch does. */
+  description: string;
+  /** Why we carry it (the failure it prevents); a test rejects a patch without one. */
+  why: string;
+  /** When it can be dropped. */
+  removeWhen: string;
+  /** Upstream files the patch edits; each must be touched, or the build fails. */
+  targets: string[];
+  /** New files the patch adds to the tree (path -> content). Declared, so the gate allows them. */
+  adds?: Record<string, string>;
+  /**
+   * Edits one target through `file.edit`. Pure: no I/O. Throws PatchTargetError (via the
+   * finders in patches/lib/find.ts) when the shape it needs is missing or ambiguous.
+   */
+  apply(file: PatchFile): void;
+  /** Problems with the patched result of one target; [] means the patch has landed. */
+  verify(file: VerifyFile): string[];
+  /** Optional lines the gate prints about what it checked (e.g. each connection site). */
+  report?(file: VerifyFile): string[];
+}
+
+export function definePatch(patch: Patch): Patch {
+  return patch;
+}
+
+/** The comment placed at each edit so the output says which patch wrote what. */
+export function marker(id: string): string {
+  return `/* [patch:${id}] */`;
+}

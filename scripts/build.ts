@@ -1,0 +1,134 @@
+#!/usr/bin/env -S npx tsx
+// `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { chalk } from "zx";
+import { patches } from "../patches/index.ts";
+import { UserError } from "./lib/errors.ts";
+import { repoRoot } from "./lib/paths.ts";
+import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
+import { build, BuildError, check, resultsTable } from "./pipeline/build.ts";
+
+const HELP = `Usage: npm run build -- [flags]
+
+Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
+Steps: fetch -> materialize -> patch -> gate -> stamp (then an atomic swap into place).
+
+Flags:
+  --upstream <src>   where to get upstream: a git URL, a local clone or bare mirror, or a plain
+                     directory (default: $${UPSTREAM_ENV}, else the URL in upstream.pin.json)
+  --ref <ref>        tag or full commit to build (default: the pin); tags are checked against
+                     "releases" in upstream.pin.json
+  --allow-branch     accept a branch name for --ref (builds its current tip; nothing pins it)
+  --out <dir>        output folder (default: .generated/agent-monitor)
+  --stamp <file>     stamp file (default: build-stamp.json for the pinned release into the default
+                     folder, otherwise <out>.stamp.json)
+  --force            rebuild even when the stamp says the output is up to date
+  --check            write nothing; exit 1 naming every generated file edited by hand or missing
+                     and every input whose hash no longer matches the stamp
+  --diff             print each patch's unified diff (always written to <out>.patches.diff)
+  --unpatched        build upstream without patches (the benchmark's baseline)
+  --quiet            print only errors and the final line
+  -h, --help         show this help
+
+Environment:
+  ${UPSTREAM_ENV}   default for --upstream (e.g. a local mirror when offline)
+  AGENT_MONITOR_NODE       a Node >= 22 binary for the gate (default: npm node@22 in .cache/node22)`;
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        upstream: { type: "string" },
+        ref: { type: "string" },
+        "allow-branch": { type: "boolean" },
+        out: { type: "string" },
+        stamp: { type: "string" },
+        force: { type: "boolean" },
+        check: { type: "boolean" },
+        diff: { type: "boolean" },
+        unpatched: { type: "boolean" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split("\n")[0]} (see npm run build -- --help)`);
+  }
+}
+
+async function main(): Promise<number> {
+  const args = parse();
+  if (args.help) {
+    console.log(HELP);
+    return 0;
+  }
+  for (const key of ["upstream", "ref", "out", "stamp"] as const) {
+    if (args[key] !== undefined && args[key]!.trim() === "") throw new UserError(`--${key} needs a value (see --help)`);
+  }
+  const log = args.quiet ? () => {} : (line: string) => console.log(line);
+  const rel = (p: string) => path.relative(repoRoot, p) || ".";
+
+  if (args.check) {
+    const res = check({ out: args.out, stamp: args.stamp, upstream: args.upstream, ref: args.ref, unpatched: args.unpatched, patches });
+    if (res.ok) {
+      console.log(chalk.green(`check ok: generated tree and inputs match ${rel(res.stampFile)}`));
+      return 0;
+    }
+    console.error(chalk.red(`check failed against ${rel(res.stampFile)}:`));
+    for (const p of res.problems) console.error(`  - ${p}`);
+    console.error("Rebuild with: npm run build (add --force to rebuild regardless)");
+    return 1;
+  }
+
+  const t0 = performance.now();
+  const outcome = await build({
+    upstream: args.upstream,
+    ref: args.ref,
+    allowBranch: args["allow-branch"],
+    out: args.out,
+    stamp: args.stamp,
+    force: args.force,
+    diff: args.diff,
+    unpatched: args.unpatched,
+    patches,
+    log,
+  });
+  const secs = ((performance.now() - t0) / 1000).toFixed(2);
+  if (outcome.status === "up-to-date") {
+    console.log(chalk.green(`up to date (${secs}s): nothing to do`));
+    return 0;
+  }
+  if (!args.quiet) {
+    for (const note of outcome.notes) log(`  ${note}`);
+    log("");
+    log(resultsTable(outcome.results));
+    log("");
+  }
+  const applied = outcome.results.filter((r) => r.action === "applied").length;
+  const already = outcome.results.filter((r) => r.action === "already-applied").length;
+  console.log(
+    chalk.green(`built ${rel(outcome.outDir)} in ${secs}s`) +
+      ` — upstream ${outcome.stamp.upstream.tag ?? outcome.stamp.upstream.commit ?? outcome.stamp.upstream.repository}, ` +
+      `${applied} edits applied, ${already} already applied; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
+  );
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof UserError) {
+      console.error(chalk.red(`error: ${err.message}`));
+    } else if (err instanceof BuildError) {
+      console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));
+      for (const p of err.problems) console.error(`  - ${p}`);
+      if (err.step === "patch") console.error("A patch target moved upstream: update the patch (see README, 'Bumping upstream').");
+    } else {
+      console.error(err);
+    }
+    process.exit(1);
+  },
+);

@@ -1,0 +1,182 @@
+// Step 3: run the patches in their declared order over the materialized tree.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import MagicString, { type SourceMap } from "magic-string";
+import { Project, ScriptKind, type SourceFile } from "ts-morph";
+import type { Patch, PatchFile, VerifyFile } from "../../patches/define-patch.ts";
+import { PatchTargetError } from "../../patches/lib/errors.ts";
+
+export type PatchAction = "applied" | "already-applied" | "failed";
+
+export interface PatchResult {
+  patch: string;
+  file: string;
+  action: PatchAction;
+  additions: number;
+  deletions: number;
+  /** Unified-diff inputs for the review report (text before and after this patch). */
+  before?: string;
+  after?: string;
+  error?: string;
+}
+
+const remapping = createRequire(import.meta.url)("@ampproject/remapping") as typeof import("@ampproject/remapping").default;
+
+const project = new Project({
+  useInMemoryFileSystem: true,
+  skipAddingFilesFromTsConfig: true,
+  skipFileDependencyResolution: true,
+  compilerOptions: { allowJs: true, noLib: true, noResolve: true },
+});
+let parseCount = 0;
+
+/** Parse JS text into a throwaway ts-morph SourceFile (locating only, no type-check). */
+export function parseJs(filePath: string, text: string): SourceFile {
+  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
+}
+
+function lazyAst(filePath: string, text: string): () => SourceFile {
+  let ast: SourceFile | undefined;
+  return () => (ast ??= parseJs(filePath, text));
+}
+
+export function verifyView(filePath: string, text: string): VerifyFile {
+  const ast = lazyAst(filePath, text);
+  return {
+    path: filePath,
+    text,
+    get ast() {
+      return ast();
+    },
+  };
+}
+
+export interface TextPatchOutcome {
+  action: Exclude<PatchAction, "failed">;
+  text: string;
+  map: SourceMap | null;
+}
+
+/**
+ * Apply one patch to one file's text. Pure. A file that already satisfies `verify` is
+ * "already-applied" and returned unchanged; an applied patch must then pass `verify`.
+ */
+export function applyPatchToText(patch: Patch, filePath: string, text: string): TextPatchOutcome {
+  if (patch.verify(verifyView(filePath, text)).length === 0) return { action: "already-applied", text, map: null };
+  const edit = new MagicString(text);
+  const ast = lazyAst(filePath, text);
+  const file: PatchFile = {
+    path: filePath,
+    text,
+    edit,
+    get ast() {
+      return ast();
+    },
+  };
+  patch.apply(file);
+  if (!edit.hasChanged()) {
+    throw new PatchTargetError(patch.id, filePath, "edit", 0, "apply() changed nothing although verify() reports the patch missing.");
+  }
+  const out = edit.toString();
+  const problems = patch.verify(verifyView(filePath, out));
+  if (problems.length > 0) {
+    throw new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`);
+  }
+  return { action: "applied", text: out, map: edit.generateMap({ source: filePath, hires: "boundary", includeContent: true }) };
+}
+
+export interface PatchRunOutcome {
+  results: PatchResult[];
+  /** Files whose content the patches changed (posix relative paths). */
+  patchedFiles: string[];
+  /** Files added by patches. */
+  addedFiles: string[];
+  ok: boolean;
+}
+
+/**
+ * Apply `patches` in order to the tree at `root`. Every target of every patch is computed in
+ * memory first; files are written only when all patches succeeded, so a failure never leaves
+ * a partly patched file behind. A source map (output -> upstream) is written next to each
+ * patched file as `<file>.map`.
+ */
+export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
+  const current = new Map<string, string>();
+  const original = new Map<string, string>();
+  const maps = new Map<string, SourceMap[]>();
+  const results: PatchResult[] = [];
+  const added = new Map<string, string>();
+
+  for (const patch of patches) {
+    for (const target of patch.targets) {
+      if (!current.has(target)) {
+        const abs = path.join(root, target);
+        if (!existsSync(abs)) {
+          results.push(failure(patch, target, `[${patch.id}] ${target}: target file is missing from upstream. Moved or deleted upstream?`));
+          continue;
+        }
+        const text = readFileSync(abs, "utf8");
+        current.set(target, text);
+        original.set(target, text);
+      }
+      const before = current.get(target)!;
+      try {
+        const out = applyPatchToText(patch, target, before);
+        if (out.action === "applied") {
+          current.set(target, out.text);
+          maps.set(target, [...(maps.get(target) ?? []), out.map!]);
+        }
+        results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text });
+      } catch (err) {
+        results.push(failure(patch, target, (err as Error).message));
+      }
+    }
+    for (const [file, content] of Object.entries(patch.adds ?? {})) {
+      const abs = path.join(root, file);
+      if (existsSync(abs) || added.has(file)) {
+        results.push(failure(patch, file, `[${patch.id}] ${file}: declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition.`));
+        continue;
+      }
+      added.set(file, content);
+      results.push({ patch: patch.id, file, action: "applied", additions: content.split("\n").length, deletions: 0, before: "", after: content });
+    }
+  }
+
+  const ok = results.every((r) => r.action !== "failed");
+  const patchedFiles = [...current.keys()].filter((f) => current.get(f) !== original.get(f)).sort();
+  if (ok) {
+    for (const file of patchedFiles) {
+      writeFileSync(path.join(root, file), current.get(file)!);
+      const chain = maps.get(file)!.slice().reverse();
+      const composed = remapping(chain.map((m) => m.toString()), () => null);
+      composed.file = path.posix.basename(file);
+      writeFileSync(path.join(root, `${file}.map`), JSON.stringify(composed) + "\n");
+    }
+    for (const [file, content] of added) {
+      mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+      writeFileSync(path.join(root, file), content);
+    }
+  }
+  return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok };
+}
+
+function failure(patch: Patch, file: string, error: string): PatchResult {
+  return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, error };
+}
+
+/** Lines added/removed between two texts (multiset difference; cheap and good enough for a summary). */
+function lineDelta(before: string, after: string): { additions: number; deletions: number } {
+  if (before === after) return { additions: 0, deletions: 0 };
+  const count = new Map<string, number>();
+  for (const l of before.split("\n")) count.set(l, (count.get(l) ?? 0) + 1);
+  let additions = 0;
+  for (const l of after.split("\n")) {
+    const n = count.get(l) ?? 0;
+    if (n > 0) count.set(l, n - 1);
+    else additions++;
+  }
+  let deletions = 0;
+  for (const n of count.values()) deletions += n;
+  return { additions, deletions };
+}
