@@ -19,6 +19,11 @@ import {
   type TranscriptContext,
 } from "./transcript.ts";
 
+/** Lay the agent's transcript down before the phase starts (a copy of a history template, or empty). */
+export function prepareAgent(spec: AgentSpec): void {
+  startTranscript(spec.transcriptPath, spec.template);
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Events a turn needs at minimum (UserPromptSubmit, one tool pair, Stop) plus the closing SessionEnd. */
@@ -85,7 +90,6 @@ export async function runAgent(
     return id;
   };
 
-  startTranscript(spec.transcriptPath, spec.template);
   await send("SessionStart", { source: "startup" });
 
   let turn = 0;

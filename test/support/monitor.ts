@@ -178,8 +178,8 @@ async function launch(
   let err = "";
   child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  let spawnError: Error | null = null;
-  child.on("error", (e) => (spawnError = e));
+  const state: { spawnError: Error | null } = { spawnError: null };
+  child.on("error", (e) => (state.spawnError = e));
   child.on("exit", () => running.delete(child));
 
   const url = `http://127.0.0.1:${port}`;
@@ -187,7 +187,7 @@ async function launch(
   const deadline = Date.now() + startTimeoutMs;
   let healthy = false;
   while (Date.now() < deadline) {
-    if (spawnError || exited()) break;
+    if (state.spawnError || exited()) break;
     try {
       const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
       await res.body?.cancel();
@@ -203,8 +203,8 @@ async function launch(
   }
 
   if (!healthy) {
-    const why = spawnError
-      ? `spawn failed: ${(spawnError as Error).message}`
+    const why = state.spawnError
+      ? `spawn failed: ${state.spawnError.message}`
       : exited()
         ? `exited early (code ${child.exitCode}, signal ${child.signalCode})`
         : `no healthy /api/health within ${startTimeoutMs} ms`;
@@ -217,7 +217,6 @@ async function launch(
     );
   }
 
-  let stopping: Promise<void> | null = null;
   const finish = async (signal: NodeJS.Signals, graceMs: number): Promise<void> => {
     if (!exited()) {
       child.kill(signal);
@@ -251,14 +250,8 @@ async function launch(
       if (!res.ok) throw new Error(`GET ${urlPath} -> ${res.status}: ${typeof body === "string" ? body : JSON.stringify(body)}`);
       return body as any;
     },
-    stop() {
-      stopping ??= finish("SIGTERM", 10_000);
-      return stopping;
-    },
-    kill() {
-      stopping ??= finish("SIGKILL", 0);
-      return stopping;
-    },
+    stop: () => finish("SIGTERM", 10_000),
+    kill: () => finish("SIGKILL", 0),
     stderr: () => err,
     stdout: () => out,
   };
