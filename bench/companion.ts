@@ -3,7 +3,7 @@
 // recent sessions, upsert them into a table of its own, COMMIT — with busy_timeout 1000 ms.
 // Every SQLITE_BUSY* it sees is counted. Runs on the machine's Node 20 with the root
 // better-sqlite3 (started by the bench as an IPC child).
-import Database from "better-sqlite3";
+import { openDatabase } from "./sqlite.ts";
 import type { CompanionCounts, CompanionToParent, ParentToCompanion } from "./protocol.ts";
 
 const dbPath = process.argv[2];
@@ -34,7 +34,7 @@ function noteError(err: unknown): void {
   counts.lastError = `${e.code ?? "error"}: ${e.message ?? String(err)}`;
 }
 
-const db = new Database(dbPath, { timeout: busyTimeoutMs });
+const db = openDatabase(dbPath, { timeout: busyTimeoutMs });
 
 // Our own table, created with retries (the monitor may be writing).
 for (let attempt = 0; ; attempt++) {

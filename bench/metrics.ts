@@ -1,0 +1,139 @@
+// Pure aggregation of what the agents saw (event records) and what the database holds.
+import type { AgentSummary, CompanionCounts, EventRecord, Mode } from "./protocol.ts";
+import type { DbPhaseFacts } from "./verify.ts";
+
+/** Nearest-rank percentile of an unsorted list (NaN when empty). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+export interface WriteQueueStats {
+  batches: number;
+  events: number;
+  transactions: number;
+  lockHeldMs: { p50: number; p99: number; max: number };
+}
+
+export interface PhaseMetrics {
+  mode: Mode;
+  agents: number;
+  eventsSent: number;
+  /** Wall time of the phase: from the common start to the last answer/give-up. */
+  wallMs: number;
+  /** Events answered 200 per second of wall time. */
+  eventsPerSec: number;
+  ok200: number;
+  non200: number;
+  /** blocking/saturation: client gave up at its timeout; fire-and-forget: never answered. */
+  timeouts: number;
+  connectionErrors: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** fire-and-forget only: p99 of the time the hook process spends flushing its request. */
+  sendP99Ms: number | null;
+  missingAcked: number;
+  missingSent: number;
+  duplicateHookRows: number;
+  /** Rows in the events table for this phase's sessions. */
+  dbRows: number;
+  rowsPerEvent: number;
+  turnDurationRows: number;
+  turnsExpected: number;
+  sessionsEnded: number;
+  sessionsActiveAfterEnd: number;
+  sessionsNotCompleted: number;
+  companionBusy: number;
+  companionTransactions: number;
+  companionOtherErrors: number;
+  companionLastError: string | null;
+  /** null when the tree has no write-queue stats route (unpatched: 1 transaction per event). */
+  writeQueue: { batches: number; events: number; transactions: number; transactionsPerEvent: number; lockHeldMs: WriteQueueStats["lockHeldMs"] } | null;
+  agentsAborted: number;
+}
+
+export function diffCompanion(a: CompanionCounts, b: CompanionCounts): CompanionCounts {
+  return {
+    transactions: b.transactions - a.transactions,
+    committed: b.committed - a.committed,
+    busy: b.busy - a.busy,
+    otherErrors: b.otherErrors - a.otherErrors,
+    lastError: b.lastError !== a.lastError ? b.lastError : null,
+    maxTxMs: b.maxTxMs,
+  };
+}
+
+export function summarizePhase(input: {
+  mode: Mode;
+  events: readonly EventRecord[];
+  agents: readonly AgentSummary[];
+  db: DbPhaseFacts;
+  companion: CompanionCounts;
+  writeQueueBefore: WriteQueueStats | null;
+  writeQueueAfter: WriteQueueStats | null;
+}): PhaseMetrics {
+  const { events, agents, db } = input;
+  const ok = events.filter((e) => e.status === 200);
+  const answeredOrGaveUp = events.filter((e) => e.status !== 0 || e.timedOut);
+  const latencies = answeredOrGaveUp.map((e) => e.latencyMs);
+  const wallMs = events.reduce((m, e) => Math.max(m, e.t + e.latencyMs), 0);
+  const missingAcked = ok.filter((e) => !db.presentIds.has(e.id)).length;
+  const missingSent = events.filter((e) => !db.presentIds.has(e.id)).length;
+  const sendTimes = events.filter((e) => e.sendMs !== undefined).map((e) => e.sendMs!);
+
+  const endAcked = new Set(ok.filter((e) => e.hookType === "SessionEnd").map((e) => e.sessionId));
+  const endSent = new Set(events.filter((e) => e.hookType === "SessionEnd").map((e) => e.sessionId));
+  let activeAfterEnd = 0;
+  let notCompleted = 0;
+  for (const sid of endSent) {
+    const status = db.sessionStatus.get(sid);
+    if (endAcked.has(sid) && status === "active") activeAfterEnd++;
+    if (status !== "completed") notCompleted++;
+  }
+
+  let writeQueue: PhaseMetrics["writeQueue"] = null;
+  if (input.writeQueueAfter) {
+    const b = input.writeQueueBefore ?? { batches: 0, events: 0, transactions: 0, lockHeldMs: { p50: 0, p99: 0, max: 0 } };
+    const a = input.writeQueueAfter;
+    const ev = a.events - b.events;
+    const tx = a.transactions - b.transactions;
+    writeQueue = {
+      batches: a.batches - b.batches,
+      events: ev,
+      transactions: tx,
+      transactionsPerEvent: ev > 0 ? tx / ev : Number.NaN,
+      lockHeldMs: a.lockHeldMs,
+    };
+  }
+
+  return {
+    mode: input.mode,
+    agents: agents.length,
+    eventsSent: events.length,
+    wallMs,
+    eventsPerSec: wallMs > 0 ? ok.length / (wallMs / 1000) : 0,
+    ok200: ok.length,
+    non200: events.filter((e) => e.status !== 0 && e.status !== 200).length,
+    timeouts: events.filter((e) => e.timedOut).length,
+    connectionErrors: events.filter((e) => e.status === 0 && !e.timedOut).length,
+    latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : Number.NaN },
+    sendP99Ms: sendTimes.length ? percentile(sendTimes, 99) : null,
+    missingAcked,
+    missingSent,
+    duplicateHookRows: db.duplicateHookRows,
+    dbRows: db.rows,
+    rowsPerEvent: events.length ? db.rows / events.length : Number.NaN,
+    turnDurationRows: db.turnDurationRows,
+    turnsExpected: agents.reduce((s, a) => s + a.turnDurationLines, 0),
+    sessionsEnded: endSent.size,
+    sessionsActiveAfterEnd: activeAfterEnd,
+    sessionsNotCompleted: notCompleted,
+    companionBusy: input.companion.busy,
+    companionTransactions: input.companion.transactions,
+    companionOtherErrors: input.companion.otherErrors,
+    companionLastError: input.companion.lastError,
+    writeQueue,
+    agentsAborted: agents.filter((a) => a.aborted).length,
+  };
+}

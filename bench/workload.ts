@@ -1,0 +1,329 @@
+// runWorkload: one monitor server (Node 22) on a fresh database, one companion connection,
+// and one phase per requested mode; each phase has its own N agents (own sessions and
+// transcripts) spread over a few worker processes. After the last phase the server is stopped
+// and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
+import type { ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { cacheDir } from "../scripts/lib/paths.ts";
+import { forkTs, nextMessage } from "./children.ts";
+import { diffCompanion, summarizePhase, type PhaseMetrics, type WriteQueueStats } from "./metrics.ts";
+import { startMonitor, type Monitor } from "./monitor.ts";
+import {
+  HOOK_TYPES,
+  type AgentSpec,
+  type AgentSummary,
+  type CompanionCounts,
+  type CompanionToParent,
+  type EventRecord,
+  type Mode,
+  type WorkerConfig,
+  type WorkerToParent,
+} from "./protocol.ts";
+import { ensureRuntimeDeps } from "./runtime-deps.ts";
+import { ensureTemplate } from "./transcript.ts";
+import { inspectDatabase } from "./verify.ts";
+
+/** The server's own watchdog interval (upstream WATCHDOG_INTERVAL_MS, not configurable). */
+export const WATCHDOG_INTERVAL_MS = 15_000;
+
+export interface WorkloadOptions {
+  treeDir: string;
+  agents: number;
+  /** One phase per mode, in order, against the same server and database. */
+  mode: Mode | readonly Mode[];
+  /** Upper bound of hook events per agent (default: effectively unbounded, the phase is time-bound). */
+  eventsPerAgent?: number;
+  /** Agents start no new turn after this many ms of a phase (default 6000). */
+  durationMs?: number;
+  /** Mean think time between hook events in blocking / fire-and-forget mode (default 100 ms). */
+  thinkMs?: number;
+  /** Worker processes hosting the agents (default 3, at most one per agent). */
+  workers?: number;
+  /** Every Nth agent (index 0, N, 2N, ...) starts with a multi-MB history transcript; 0 = none (default 4). */
+  bigEvery?: number;
+  /** Size of those history transcripts (default 4 MiB). */
+  bigBytes?: number;
+  /** Finished turns in those history transcripts (default 8). */
+  bigTurns?: number;
+  /** Blocking client timeout (default 3000 ms, as upstream's v1 hook client). */
+  timeoutMs?: number;
+  /** Companion connection: poll interval and busy timeout (defaults 20 / 1000 ms); false disables it. */
+  companion?: false | { intervalMs?: number; busyTimeoutMs?: number };
+  /** Ask GET /api/sessions/:id/stats for each session's hook-event count (the correctness test does). */
+  apiEventCounts?: boolean;
+  /** Keep the server up at least this long (ms since it became healthy) so watchdog ticks land (default 0). */
+  minServerLifetimeMs?: number;
+  /** Extra server environment. */
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface ApiSessionView {
+  listed: boolean;
+  status: string | null;
+  /** Rows of hook event types the API reports for the session (only with apiEventCounts). */
+  hookEvents: number | null;
+}
+
+export interface PhaseResult {
+  mode: Mode;
+  metrics: PhaseMetrics;
+  events: EventRecord[];
+  agents: AgentSummary[];
+  api: Map<string, ApiSessionView>;
+  rowsByType: Record<string, number>;
+}
+
+export interface WorkloadResult {
+  treeDir: string;
+  agents: number;
+  integrity: string;
+  serverLifetimeMs: number;
+  /** Watchdog ticks that fell inside the server's lifetime (interval counted from server start). */
+  watchdogTicks: number;
+  writeQueueRoute: boolean;
+  phases: PhaseResult[];
+  serverStderrTail: string;
+}
+
+async function getJson(url: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+async function writeQueueStats(url: string): Promise<WriteQueueStats | null> {
+  const r = await getJson(`${url}/api/hooks/write-queue/stats`);
+  if (r.status !== 200 || typeof r.body !== "object" || r.body === null) return null;
+  const b = r.body as Partial<WriteQueueStats>;
+  if (typeof b.events !== "number" || typeof b.transactions !== "number") return null;
+  return {
+    batches: b.batches ?? 0,
+    events: b.events,
+    transactions: b.transactions,
+    lockHeldMs: { p50: b.lockHeldMs?.p50 ?? Number.NaN, p99: b.lockHeldMs?.p99 ?? Number.NaN, max: b.lockHeldMs?.max ?? Number.NaN },
+  };
+}
+
+async function apiView(url: string, sessionIds: readonly string[], withCounts: boolean): Promise<Map<string, ApiSessionView>> {
+  const out = new Map<string, ApiSessionView>();
+  const list = await getJson(`${url}/api/sessions?limit=10000`);
+  const rows = ((list.body as { sessions?: Array<{ id: string; status: string }> })?.sessions ?? []) as Array<{ id: string; status: string }>;
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const hookTypes = new Set<string>(HOOK_TYPES);
+  for (const id of sessionIds) {
+    const row = byId.get(id);
+    let hookEvents: number | null = null;
+    if (withCounts) {
+      const stats = await getJson(`${url}/api/sessions/${encodeURIComponent(id)}/stats`);
+      const byType = (stats.body as { events_by_type?: Array<{ event_type: string; count: number }> })?.events_by_type;
+      if (stats.status === 200 && Array.isArray(byType)) {
+        hookEvents = byType.filter((r) => hookTypes.has(r.event_type)).reduce((s, r) => s + r.count, 0);
+      } else {
+        const detail = await getJson(`${url}/api/sessions/${encodeURIComponent(id)}`);
+        const events = (detail.body as { events?: Array<{ event_type: string }> })?.events;
+        if (Array.isArray(events)) hookEvents = events.filter((e) => hookTypes.has(e.event_type)).length;
+      }
+    }
+    out.set(id, { listed: !!row, status: row?.status ?? null, hookEvents });
+  }
+  return out;
+}
+
+class Companion {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(dbPath: string, intervalMs: number, busyTimeoutMs: number): Promise<Companion> {
+    const child = forkTs("companion.ts", [dbPath, String(intervalMs), String(busyTimeoutMs)]);
+    await nextMessage(child, (m) => ((m as CompanionToParent).type === "ready" ? true : undefined), "companion start", 60_000);
+    return new Companion(child);
+  }
+
+  async counts(final = false): Promise<CompanionCounts> {
+    const p = nextMessage(
+      this.child,
+      (m) => {
+        const msg = m as CompanionToParent;
+        return msg.type === "counts" ? msg.counts : undefined;
+      },
+      "companion counts",
+      30_000,
+    );
+    this.child.send({ type: final ? "stop" : "snapshot" });
+    return p;
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill("SIGKILL");
+  }
+}
+
+const ZERO_COUNTS: CompanionCounts = { transactions: 0, committed: 0, busy: 0, otherErrors: 0, lastError: null, maxTxMs: 0 };
+
+async function runPhase(
+  cfgBase: Omit<WorkerConfig, "agents" | "mode" | "thinkMs" | "runTag">,
+  mode: Mode,
+  agentSpecs: AgentSpec[],
+  workers: number,
+  thinkMs: number,
+  runTag: string,
+): Promise<{ events: EventRecord[]; agents: AgentSummary[] }> {
+  const nWorkers = Math.max(1, Math.min(workers, agentSpecs.length));
+  const children: ChildProcess[] = [];
+  try {
+    const groups: AgentSpec[][] = Array.from({ length: nWorkers }, () => []);
+    agentSpecs.forEach((a, i) => groups[i % nWorkers]!.push(a));
+    for (const group of groups) {
+      const child = forkTs("agent-worker.ts");
+      children.push(child);
+      const config: WorkerConfig = { ...cfgBase, mode, agents: group, thinkMs: mode === "saturation" ? 0 : thinkMs, runTag };
+      const ready = nextMessage(child, (m) => ((m as WorkerToParent).type === "ready" ? true : undefined), "worker ready");
+      child.send({ type: "config", config });
+      await ready;
+    }
+    const startAt = Date.now() + 300;
+    const results = children.map((child) =>
+      nextMessage(
+        child,
+        (m) => {
+          const msg = m as WorkerToParent;
+          return msg.type === "result" ? msg : undefined;
+        },
+        "worker result",
+        cfgBase.hardStopMs + cfgBase.observeMs + 60_000,
+      ),
+    );
+    for (const child of children) child.send({ type: "go", startAt });
+    const done = await Promise.all(results);
+    return { events: done.flatMap((d) => d.events), agents: done.flatMap((d) => d.agents).sort((a, b) => a.index - b.index) };
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult> {
+  const log = opts.log ?? (() => {});
+  const modes: Mode[] = typeof opts.mode === "string" ? [opts.mode] : [...opts.mode];
+  const durationMs = opts.durationMs ?? 6000;
+  const bigEvery = opts.bigEvery ?? 4;
+  const bigBytes = opts.bigBytes ?? 4 * 1024 * 1024;
+  const bigTurns = opts.bigTurns ?? 8;
+  const template = bigEvery > 0 ? ensureTemplate(path.join(cacheDir, "bench", "transcripts"), bigBytes, bigTurns) : null;
+
+  const workDir = mkdtempSync(path.join(os.tmpdir(), "ccam-bench-"));
+  const dbPath = path.join(workDir, "dashboard.db");
+  const nodePath = await ensureRuntimeDeps(opts.treeDir, log);
+  const env: Record<string, string> = { ...(nodePath ? { NODE_PATH: nodePath } : {}), ...opts.env };
+
+  let monitor: Monitor | null = null;
+  let companion: Companion | null = null;
+  try {
+    monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env });
+    const serverStart = Date.now();
+    if (opts.companion !== false) {
+      companion = await Companion.start(dbPath, opts.companion?.intervalMs ?? 20, opts.companion?.busyTimeoutMs ?? 1000);
+    }
+    const cfgBase = {
+      port: monitor.port,
+      eventsPerAgent: opts.eventsPerAgent ?? 1_000_000,
+      durationMs,
+      hardStopMs: durationMs + 30_000,
+      timeoutMs: opts.timeoutMs ?? 3000,
+      observeMs: 15_000,
+    };
+    const raw: Array<{
+      mode: Mode;
+      events: EventRecord[];
+      agents: AgentSummary[];
+      companion: CompanionCounts;
+      wqBefore: WriteQueueStats | null;
+      wqAfter: WriteQueueStats | null;
+      api: Map<string, ApiSessionView>;
+    }> = [];
+    let writeQueueRoute = false;
+    for (const [p, mode] of modes.entries()) {
+      const runTag = `p${p}-${randomUUID().slice(0, 8)}`;
+      const specs: AgentSpec[] = Array.from({ length: opts.agents }, (_, i) => {
+        const sessionId = randomUUID();
+        const big = bigEvery > 0 && i % bigEvery === 0;
+        const cwd = `/home/dev/bench-${runTag}-agent-${i}`;
+        return {
+          index: i,
+          sessionId,
+          cwd,
+          transcriptPath: path.join(workDir, "transcripts", cwd.replace(/[/.]/g, "-"), `${sessionId}.jsonl`),
+          template: big ? template : null,
+          templateTurns: big ? bigTurns : 0,
+          seed: 1000 * (p + 1) + i,
+        };
+      });
+      for (const s of specs) mkdirSync(path.dirname(s.transcriptPath), { recursive: true });
+      const wqBefore = await writeQueueStats(monitor.url);
+      const compBefore = companion ? await companion.counts() : ZERO_COUNTS;
+      log(`  ${mode}: ${opts.agents} agent(s)…`);
+      const { events, agents } = await runPhase(cfgBase, mode, specs, opts.workers ?? 3, opts.thinkMs ?? 100, runTag);
+      const wqAfter = await writeQueueStats(monitor.url);
+      if (wqAfter) writeQueueRoute = true;
+      const compAfter = companion ? await companion.counts() : ZERO_COUNTS;
+      const api = await apiView(
+        monitor.url,
+        specs.map((s) => s.sessionId),
+        opts.apiEventCounts ?? false,
+      );
+      raw.push({ mode, events, agents, companion: diffCompanion(compBefore, compAfter), wqBefore, wqAfter, api });
+    }
+    const minLife = opts.minServerLifetimeMs ?? 0;
+    const lived = Date.now() - serverStart;
+    if (lived < minLife) await new Promise((r) => setTimeout(r, minLife - lived));
+    if (companion) {
+      await companion.counts(true);
+      companion = null;
+    }
+    const serverLifetimeMs = Date.now() - serverStart;
+    const serverStderrTail = monitor.stderr().slice(-4000);
+    await monitor.stop();
+    monitor = null;
+
+    const facts = inspectDatabase(
+      dbPath,
+      raw.map((r) => new Set(r.agents.map((a) => a.sessionId))),
+    );
+    const phases: PhaseResult[] = raw.map((r, i) => ({
+      mode: r.mode,
+      events: r.events,
+      agents: r.agents,
+      api: r.api,
+      rowsByType: facts.phases[i]!.rowsByType,
+      metrics: summarizePhase({
+        mode: r.mode,
+        events: r.events,
+        agents: r.agents,
+        db: facts.phases[i]!,
+        companion: r.companion,
+        writeQueueBefore: r.wqBefore,
+        writeQueueAfter: r.wqAfter,
+      }),
+    }));
+    return {
+      treeDir: opts.treeDir,
+      agents: opts.agents,
+      integrity: facts.integrity,
+      serverLifetimeMs,
+      watchdogTicks: Math.floor(serverLifetimeMs / WATCHDOG_INTERVAL_MS),
+      writeQueueRoute,
+      phases,
+      serverStderrTail,
+    };
+  } finally {
+    companion?.kill();
+    if (monitor) monitor.kill();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
