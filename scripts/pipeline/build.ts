@@ -117,7 +117,8 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     const report = patchDiffs(patched.results);
     if (opts.diff && report) log(report);
     if (!patched.ok) {
-      throw new BuildError("patch", patched.results.filter((r) => r.action === "failed").map((r) => r.error!), patched.results);
+      const at = ` (upstream: ${describeUpstream(upstream)})`;
+      throw new BuildError("patch", patched.results.filter((r) => r.action === "failed").map((r) => r.error! + at), patched.results);
     }
     const gate = await step(
       "gate",

@@ -58,6 +58,12 @@ function firstLine(err: unknown): string {
 
 export function fetchUpstream(req: FetchRequest): FetchedUpstream {
   const source = resolveSource(req);
+  // A commit we already exported needs neither the source nor the network.
+  const want = expectedCommit(req);
+  const isPlainDir = !isUrl(source) && existsSync(source) && statSync(source).isDirectory() && !isGitRepo(source);
+  if (!isPlainDir && want.commit && existsSync(treeDir(req.cacheDir, want.commit))) {
+    return { dir: treeDir(req.cacheDir, want.commit), source, kind: "git", commit: want.commit, tag: want.tag, cached: true };
+  }
   if (!isUrl(source)) {
     const abs = path.resolve(source);
     if (!existsSync(abs) || !statSync(abs).isDirectory()) {
@@ -88,9 +94,6 @@ function expectedCommit(req: FetchRequest): { commit: string | null; tag: string
 function fromGit(location: string, source: string, req: FetchRequest): FetchedUpstream {
   const want = expectedCommit(req);
   const local = !isUrl(location);
-  if (want.commit && existsSync(treeDir(req.cacheDir, want.commit))) {
-    return { dir: treeDir(req.cacheDir, want.commit), source, kind: "git", commit: want.commit, tag: want.tag, cached: true };
-  }
   // A local clone or mirror is read in place (rev-parse + archive): no copy of its history, and
   // no pack-objects run, which a mirror with absent large blobs cannot serve. A URL is fetched
   // into a bare cache repository first.

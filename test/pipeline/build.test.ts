@@ -1,0 +1,139 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { build, BuildError, check } from "../../scripts/pipeline/build.ts";
+import { MATERIALIZED_ENTRIES, materialize } from "../../scripts/pipeline/materialize.ts";
+import { repoRoot } from "../../scripts/lib/paths.ts";
+import { makeToyUpstream, toyPatch } from "../support/toy.ts";
+
+const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
+const fileHash = (f: string) => execFileSync("sha256sum", [f], { encoding: "utf8" }).split(" ")[0];
+
+function toyBuild(upstream: string, out: string, extra: Partial<Parameters<typeof build>[0]> = {}) {
+  return build({ upstream, out, stamp: `${out}.stamp.json`, patches: [toyPatch], ...extra });
+}
+
+describe("materialize", () => {
+  it("copies exactly the declared runtime entries", () => {
+    expect(MATERIALIZED_ENTRIES).toEqual(["server", "scripts", "package.json", "package-lock.json", "LICENSE"]);
+    const m = materialize(makeToyUpstream({ "client/app.js": "x\n", "server/node_modules/x/index.js": "x\n" }), path.join(tmp("mat-"), "t"));
+    expect(m.files).toEqual(["LICENSE", "package-lock.json", "package.json", "scripts/hook-handler.js", "server/db.js", "server/index.js"]);
+  });
+
+  it("names what is missing from a tree that is not the monitor", () => {
+    const dir = makeToyUpstream();
+    unlinkSync(path.join(dir, "LICENSE"));
+    expect(() => materialize(dir, path.join(tmp("mat-"), "t"))).toThrow("upstream tree lacks LICENSE");
+  });
+});
+
+describe("build", () => {
+  it("builds, stamps, skips an unchanged rebuild, and --check catches hand edits and changed inputs", async () => {
+    const up = makeToyUpstream();
+    const out = path.join(tmp("out-"), "agent-monitor");
+    const first = await toyBuild(up, out);
+    expect(first.status).toBe("built");
+    expect(first.results.map((r) => r.action)).toEqual(["applied", "applied"]);
+    expect(readFileSync(path.join(out, "server/db.js"), "utf8")).toContain("[patch:toy-busy-timeout]");
+    expect(existsSync(path.join(out, "server/db.js.map"))).toBe(true);
+    expect(existsSync(path.join(out, "README.md"))).toBe(false);
+    expect(readFileSync(`${out}.patches.diff`, "utf8")).toContain('+db.pragma("busy_timeout = 1"); /* [patch:toy-busy-timeout] */');
+    expect(Object.keys(first.stamp.outputs)).toContain("server/lib/toy-added.js");
+    expect(first.stamp.outputs["server/db.js"]).toBe(fileHash(path.join(out, "server/db.js")));
+
+    expect((await toyBuild(up, out)).status).toBe("up-to-date");
+    const args = { out, stamp: `${out}.stamp.json`, upstream: up, patches: [toyPatch] };
+    expect(check(args)).toMatchObject({ ok: true, problems: [] });
+
+    appendFileSync(path.join(out, "server/index.js"), "// hand edit\n");
+    unlinkSync(path.join(out, "scripts/hook-handler.js"));
+    expect(check(args).problems).toEqual(["scripts/hook-handler.js is missing", "server/index.js was edited by hand (hash differs from the stamp)"]);
+
+    const changed = { ...toyPatch, description: "changed" };
+    expect(check({ ...args, patches: [changed] }).problems).toContain("patch toy-busy-timeout changed since the stamp");
+
+    // A damaged output is rebuilt, not skipped.
+    expect((await toyBuild(up, out)).status).toBe("built");
+    expect(check(args).ok).toBe(true);
+  });
+
+  it("is reproducible: two clean builds give byte-identical stamps", async () => {
+    const up = makeToyUpstream();
+    const out = path.join(tmp("out-"), "agent-monitor");
+    await toyBuild(up, out);
+    const a = readFileSync(`${out}.stamp.json`, "utf8");
+    rmSync(out, { recursive: true });
+    rmSync(`${out}.stamp.json`);
+    await toyBuild(up, out, { force: true });
+    expect(readFileSync(`${out}.stamp.json`, "utf8")).toBe(a);
+    expect(a).not.toMatch(/"(time|date|built_?at)"/i);
+  });
+
+  it("a drifted upstream fails with the precise message and leaves the previous output untouched", async () => {
+    const out = path.join(tmp("out-"), "agent-monitor");
+    await toyBuild(makeToyUpstream(), out);
+    const before = readFileSync(path.join(out, "server/db.js"), "utf8");
+    const drifted = makeToyUpstream({ "server/db.js": 'const db = open();\ndb.pragma("journal_mode = DELETE");\n' });
+    let err: unknown;
+    try {
+      await toyBuild(drifted, out, { force: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).problems).toEqual([
+      '[toy-busy-timeout] server/db.js: expected 1 call db.pragma("journal_mode = WAL", …) but found 0. Nearest candidate: line 2: db.pragma("journal_mode = DELETE"). Renamed or removed upstream? (upstream: plain directory (no commit))',
+    ]);
+    expect(readFileSync(path.join(out, "server/db.js"), "utf8")).toBe(before);
+    expect(check({ out, stamp: `${out}.stamp.json`, upstream: drifted, patches: [toyPatch] }).ok).toBe(true);
+  });
+
+  it("--unpatched builds upstream as is", async () => {
+    const up = makeToyUpstream();
+    const out = path.join(tmp("out-"), "plain");
+    const r = await toyBuild(up, out, { unpatched: true });
+    expect(r.stamp.inputs.patches).toEqual([]);
+    expect(readFileSync(path.join(out, "server/db.js"), "utf8")).toBe(readFileSync(path.join(up, "server/db.js"), "utf8"));
+  });
+});
+
+describe("CLI", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts/build.ts"), ...args], { encoding: "utf8", cwd: repoRoot });
+
+  it("--help lists every flag the parser accepts", () => {
+    const src = readFileSync(path.join(repoRoot, "scripts/build.ts"), "utf8");
+    const block = src.slice(src.indexOf("options: {"), src.indexOf("allowPositionals"));
+    const flags = [...block.matchAll(/^\s+"?([a-z-]+)"?: \{ type/gm)].map((m) => m[1]);
+    expect(flags.length).toBeGreaterThan(8);
+    const r = cli("--help");
+    expect(r.status).toBe(0);
+    for (const f of flags) expect(r.stdout).toContain(`--${f}`);
+  });
+
+  it("an unknown flag or an empty value is a one-line error and exit 1", () => {
+    for (const args of [["--frobnicate"], ["--ref="]]) {
+      const r = cli(...args);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/^error: /);
+    }
+  });
+
+  it("a plain-directory build gets its own stamp, never the committed build-stamp.json", async () => {
+    const up = makeToyUpstream();
+    const outDir = path.join(tmp("cli-"), "m");
+    const stampBefore = existsSync(path.join(repoRoot, "build-stamp.json")) ? readFileSync(path.join(repoRoot, "build-stamp.json"), "utf8") : null;
+    const r = cli("--upstream", up, "--out", outDir, "--unpatched");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\[1\/5\] fetch .*\n\[2\/5\] materialize .*\n\[3\/5\] patch .*\n\[4\/5\] gate .*\n\[5\/5\] stamp /);
+    expect(existsSync(`${outDir}.stamp.json`)).toBe(true);
+    const stampAfter = existsSync(path.join(repoRoot, "build-stamp.json")) ? readFileSync(path.join(repoRoot, "build-stamp.json"), "utf8") : null;
+    expect(stampAfter).toBe(stampBefore);
+    writeFileSync(path.join(outDir, "server/db.js"), "edited\n");
+    const c = cli("--check", "--upstream", up, "--out", outDir, "--unpatched");
+    expect(c.status).toBe(1);
+    expect(c.stderr).toContain("server/db.js was edited by hand");
+  });
+});

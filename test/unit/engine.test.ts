@@ -1,0 +1,80 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { PatchTargetError } from "../../patches/lib/errors.ts";
+import { applyPatchToText, runPatches } from "../../scripts/pipeline/patch.ts";
+import { makeToyUpstream, TOY_DB, toyPatch } from "../support/toy.ts";
+
+describe("patch engine", () => {
+  it("applies a patch, marks the edit, and re-applying is a no-op", () => {
+    const first = applyPatchToText(toyPatch, "server/db.js", TOY_DB);
+    expect(first.action).toBe("applied");
+    expect(first.text).toContain('db.pragma("busy_timeout = 1"); /* [patch:toy-busy-timeout] */');
+    expect(first.text.indexOf("busy_timeout")).toBeLessThan(first.text.indexOf("journal_mode"));
+    const again = applyPatchToText(toyPatch, "server/db.js", first.text);
+    expect(again).toMatchObject({ action: "already-applied", text: first.text, map: null });
+  });
+
+  it("keeps upstream formatting: quote style and comments survive", () => {
+    const input = "// keep me\nconst db = open();\ndb.pragma('journal_mode = WAL'); // wal\n";
+    const out = applyPatchToText(toyPatch, "server/db.js", input).text;
+    expect(out).toContain("// keep me");
+    expect(out).toContain("db.pragma('journal_mode = WAL'); // wal");
+  });
+
+  it("fails loudly with patch id, file, expected shape and the nearest candidate's line", () => {
+    const drifted = 'const db = open();\n\ndb.pragma("journal_mode = DELETE");\n';
+    let err: unknown;
+    try {
+      applyPatchToText(toyPatch, "server/db.js", drifted);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PatchTargetError);
+    const msg = (err as Error).message;
+    expect(msg).toContain("[toy-busy-timeout] server/db.js: expected 1 call db.pragma(\"journal_mode = WAL\", …) but found 0");
+    expect(msg).toContain('Nearest candidate: line 3: db.pragma("journal_mode = DELETE")');
+  });
+
+  it("names every match when an anchor is ambiguous", () => {
+    const twice = 'db.pragma("journal_mode = WAL");\nif (x) {\n  db.pragma("journal_mode = WAL");\n}\n';
+    expect(() => applyPatchToText(toyPatch, "server/db.js", twice)).toThrow(/found 2\. Matches at lines 1, 3/);
+  });
+
+  it("writes nothing when any patch fails, and writes a source map next to each patched file", () => {
+    const dir = makeToyUpstream({ "server/other.js": "x();\n" });
+    const failing = { ...toyPatch, id: "toy-fails", targets: ["server/other.js"] };
+    const bad = runPatches(dir, [toyPatch, failing]);
+    expect(bad.ok).toBe(false);
+    expect(readFileSync(path.join(dir, "server/db.js"), "utf8")).toBe(TOY_DB);
+    expect(bad.results.map((r) => [r.patch, r.action])).toEqual([
+      ["toy-busy-timeout", "applied"],
+      ["toy-busy-timeout", "applied"],
+      ["toy-fails", "failed"],
+      ["toy-fails", "failed"],
+    ]);
+
+    const good = runPatches(dir, [toyPatch]);
+    expect(good.ok).toBe(true);
+    expect(good.patchedFiles).toEqual(["server/db.js"]);
+    expect(good.addedFiles).toEqual(["server/lib/toy-added.js"]);
+    const map = JSON.parse(readFileSync(path.join(dir, "server/db.js.map"), "utf8"));
+    expect(map.sources).toEqual(["server/db.js"]);
+    expect(map.mappings.length).toBeGreaterThan(0);
+  });
+
+  it("reports a target file missing from upstream", () => {
+    const dir = makeToyUpstream();
+    const moved = { ...toyPatch, adds: undefined, targets: ["server/gone.js"] };
+    const out = runPatches(dir, [moved]);
+    expect(out.ok).toBe(false);
+    expect(out.results[0].error).toBe("[toy-busy-timeout] server/gone.js: target file is missing from upstream. Moved or deleted upstream?");
+  });
+
+  it("refuses to add a file upstream already has", () => {
+    const dir = makeToyUpstream({ "server/lib/toy-added.js": "upstream's own\n" });
+    const out = runPatches(dir, [toyPatch]);
+    expect(out.ok).toBe(false);
+    expect(out.results.find((r) => r.action === "failed")?.error).toContain("declared as a new file, but upstream already has it");
+  });
+});
