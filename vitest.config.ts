@@ -7,6 +7,6 @@ export default defineConfig({
     // Runtime tests start real servers and SQLite files; keep parallelism modest on 2 cores.
     maxWorkers: 2,
     include: ["test/**/*.test.ts"],
-    reporters: ["default"],
+    reporters: ["default", ["json", { outputFile: ".cache/vitest-report.json" }]],
   },
 });

@@ -1,0 +1,26 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { patches } from "../../patches/index.ts";
+import { repoRoot } from "../../scripts/lib/paths.ts";
+
+const dir = path.join(repoRoot, "patches");
+const patchFiles = readdirSync(dir).filter((f) => f.endsWith(".ts") && !["index.ts", "define-patch.ts"].includes(f));
+
+describe("patch registry", () => {
+  it("registers every patch file exactly once, with id = file name", () => {
+    expect(patches.map((p) => `${p.id}.ts`).sort()).toEqual(patchFiles.sort());
+    expect(new Set(patches.map((p) => p.id)).size).toBe(patches.length);
+  });
+
+  it.each(patchFiles)("%s declares id, description, why, removeWhen and targets, and default-exports definePatch", (file) => {
+    const p = patches.find((x) => `${x.id}.ts` === file)!;
+    expect(p.id).toMatch(/^[a-z]+(-[a-z]+)*$/);
+    expect(p.description.trim().length).toBeGreaterThan(10);
+    expect(p.description).not.toContain("\n");
+    expect(p.why.trim().length).toBeGreaterThan(20);
+    expect(p.removeWhen.trim().length).toBeGreaterThan(5);
+    expect(p.targets.length).toBeGreaterThan(0);
+    expect(readFileSync(path.join(dir, file), "utf8")).toMatch(/export default definePatch\(/);
+  });
+});
