@@ -5,8 +5,12 @@
 import type { AgentSummary, EventRecord, ParentToWorker, WorkerConfig, WorkerToParent } from "./protocol.ts";
 import { prepareAgent, runAgent } from "./agent.ts";
 
-function reply(msg: WorkerToParent): void {
-  process.send?.(msg);
+/** Send a message; resolves once it is handed to the IPC channel (safe to exit after). */
+function reply(msg: WorkerToParent): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) return resolve();
+    process.send(msg, undefined, {}, () => resolve());
+  });
 }
 
 let config: WorkerConfig | null = null;
@@ -17,9 +21,9 @@ process.on("message", (raw: unknown) => {
     config = msg.config;
     try {
       for (const spec of config.agents) prepareAgent(spec);
-      reply({ type: "ready" });
+      void reply({ type: "ready" });
     } catch (err) {
-      reply({ type: "error", message: (err as Error).message });
+      void reply({ type: "error", message: (err as Error).message });
     }
   } else if (msg.type === "go") {
     void run(msg.startAt);
@@ -28,18 +32,21 @@ process.on("message", (raw: unknown) => {
 
 async function run(startAt: number): Promise<void> {
   const cfg = config;
-  if (!cfg) return reply({ type: "error", message: "go before config" });
+  if (!cfg) return void reply({ type: "error", message: "go before config" });
   const wait = startAt - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const events: EventRecord[] = [];
   try {
     const agents: AgentSummary[] = await Promise.all(cfg.agents.map((spec) => runAgent(spec, cfg, startAt, (e) => events.push(e))));
-    reply({ type: "result", events, agents });
+    await reply({ type: "result", events, agents });
   } catch (err) {
-    reply({ type: "error", message: (err as Error).stack ?? String(err) });
+    await reply({ type: "error", message: (err as Error).stack ?? String(err) });
   }
-  process.disconnect?.();
+  process.exit(0);
 }
+
+// The bench went away (finished, crashed or interrupted): stop sending load.
+process.on("disconnect", () => process.exit(0));
 
 if (!process.send) {
   console.error("bench/agent-worker.ts is started by the bench (IPC child); it does nothing on its own");

@@ -10,8 +10,12 @@ const dbPath = process.argv[2];
 const intervalMs = Number(process.argv[3] ?? 20);
 const busyTimeoutMs = Number(process.argv[4] ?? 1000);
 
-function reply(msg: CompanionToParent): void {
-  process.send?.(msg);
+/** Send a message; resolves once it is handed to the IPC channel (safe to exit after). */
+function reply(msg: CompanionToParent): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send) return resolve();
+    process.send(msg, undefined, {}, () => resolve());
+  });
 }
 
 if (!dbPath || !process.send) {
@@ -98,14 +102,19 @@ function loop(): void {
 
 process.on("message", (raw: unknown) => {
   const msg = raw as ParentToCompanion;
-  if (msg.type === "snapshot") reply({ type: "counts", counts: { ...counts }, final: false });
+  if (msg.type === "snapshot") void reply({ type: "counts", counts: { ...counts }, final: false });
   else if (msg.type === "stop") {
     stopping = true;
     db.close();
-    reply({ type: "counts", counts: { ...counts }, final: true });
-    process.disconnect?.();
+    void reply({ type: "counts", counts: { ...counts }, final: true }).then(() => process.exit(0));
   }
 });
 
-reply({ type: "ready" });
+// The bench went away: stop touching the database.
+process.on("disconnect", () => {
+  stopping = true;
+  process.exit(0);
+});
+
+void reply({ type: "ready" });
 loop();

@@ -323,7 +323,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     };
   } finally {
     companion?.kill();
-    if (monitor) monitor.kill();
+    if (monitor) await monitor.kill();
     rmSync(workDir, { recursive: true, force: true });
   }
 }

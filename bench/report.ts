@@ -1,0 +1,202 @@
+// Comparison tables (terminal + Markdown), the JSON results and the Markdown report with its chart.
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { BenchOptions } from "./cli-args.ts";
+import type { PhaseMetrics } from "./metrics.ts";
+import type { Mode } from "./protocol.ts";
+import { renderChart, type ChartRow } from "./svg.ts";
+import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
+
+export interface RunRecord {
+  tree: TreeKind;
+  agents: number;
+  integrity: string;
+  serverLifetimeMs: number;
+  watchdogTicks: number;
+  writeQueueRoute: boolean;
+  phases: PhaseMetrics[];
+  /** Set when the run failed; the other fields are then empty. */
+  error?: string;
+}
+
+export interface BenchReport {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  source: BenchSource;
+  trees: Partial<Record<TreeKind, BuiltTree>>;
+  options: BenchOptions;
+  environment: { node22: string; benchNode: string; cpus: number; platform: string };
+  runs: RunRecord[];
+}
+
+type Value = number | string | null;
+
+interface Figure {
+  label: string;
+  get(m: PhaseMetrics, run: RunRecord): Value;
+  digits?: number;
+}
+
+const FIGURES: Figure[] = [
+  { label: "events/s (200)", get: (m) => m.eventsPerSec, digits: 1 },
+  { label: "latency p50 ms", get: (m) => m.latencyMs.p50, digits: 1 },
+  { label: "latency p99 ms", get: (m) => m.latencyMs.p99, digits: 1 },
+  { label: "latency max ms", get: (m) => m.latencyMs.max, digits: 0 },
+  { label: "events sent", get: (m) => m.eventsSent },
+  { label: "timeouts/no answer", get: (m) => m.timeouts },
+  { label: "non-200", get: (m) => m.non200 },
+  { label: "200 but not in DB", get: (m) => m.missingAcked },
+  { label: "sent, not in DB", get: (m) => m.missingSent },
+  { label: "dup hook rows", get: (m) => m.duplicateHookRows },
+  { label: "rows per hook event", get: (m) => m.rowsPerEvent, digits: 2 },
+  { label: "TurnDuration rows", get: (m) => m.turnDurationRows },
+  { label: "turns (expected TD)", get: (m) => m.turnsExpected },
+  { label: "active after End", get: (m) => m.sessionsActiveAfterEnd },
+  { label: "companion BUSY", get: (m) => m.companionBusy },
+  { label: "transactions/event", get: (m) => (m.writeQueue ? m.writeQueue.transactionsPerEvent : 1), digits: 3 },
+  { label: "lock held p50 ms", get: (m) => (m.writeQueue ? m.writeQueue.lockHeldMs.p50 : "n/a"), digits: 2 },
+  { label: "lock held p99 ms", get: (m) => (m.writeQueue ? m.writeQueue.lockHeldMs.p99 : "n/a"), digits: 2 },
+  { label: "lock held max ms", get: (m) => (m.writeQueue ? m.writeQueue.lockHeldMs.max : "n/a"), digits: 1 },
+  { label: "integrity_check", get: (_m, run) => run.integrity },
+];
+
+function show(v: Value, digits = 0): string {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "string") return v;
+  if (!Number.isFinite(v)) return "–";
+  if (digits === 0) return String(Math.round(v));
+  return v.toFixed(digits);
+}
+
+function ratio(unp: Value, pat: Value): string {
+  if (typeof unp !== "number" || typeof pat !== "number" || !Number.isFinite(unp) || !Number.isFinite(pat)) {
+    return typeof unp === "string" && typeof pat === "string" && unp === pat ? "=" : "";
+  }
+  if (unp === 0) return pat === 0 ? "=" : "∞";
+  const r = pat / unp;
+  return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`;
+}
+
+function phaseOf(runs: RunRecord[], tree: TreeKind, n: number, mode: Mode): { run: RunRecord; m: PhaseMetrics } | null {
+  const run = runs.find((r) => r.tree === tree && r.agents === n && !r.error);
+  const m = run?.phases.find((p) => p.mode === mode);
+  return run && m ? { run, m } : null;
+}
+
+/** Rows of one mode's comparison: header + one row per figure (cells already formatted). */
+export function comparisonRows(report: BenchReport, mode: Mode): string[][] {
+  const ns = report.options.agents;
+  const header = ["figure"];
+  for (const n of ns) header.push(`N=${n} unp`, "pat", "pat/unp");
+  const rows = [header];
+  for (const f of FIGURES) {
+    const row = [f.label];
+    for (const n of ns) {
+      const u = phaseOf(report.runs, "unpatched", n, mode);
+      const p = phaseOf(report.runs, "patched", n, mode);
+      const uv = u ? f.get(u.m, u.run) : null;
+      const pv = p ? f.get(p.m, p.run) : null;
+      row.push(show(uv, f.digits), show(pv, f.digits), u && p ? ratio(uv, pv) : "");
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+export function textTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows
+    .map((r, i) => {
+      const line = r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ");
+      return i === 0 ? `${line}\n${"-".repeat(line.length)}` : line;
+    })
+    .join("\n");
+}
+
+export function markdownTable(rows: string[][]): string {
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const [head, ...body] = rows;
+  return [
+    `| ${head!.map(esc).join(" | ")} |`,
+    `| ${head!.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+    ...body.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ].join("\n");
+}
+
+const COLORS: Record<TreeKind, string> = { unpatched: "#d62728", patched: "#1f77b4" };
+
+export function chartFor(report: BenchReport): string {
+  const rows: ChartRow[] = report.options.modes.map((mode) => ({
+    mode,
+    series: report.options.trees.map((tree) => {
+      const pts = report.options.agents
+        .map((n) => ({ n, p: phaseOf(report.runs, tree, n, mode) }))
+        .filter((x): x is { n: number; p: { run: RunRecord; m: PhaseMetrics } } => x.p !== null);
+      return {
+        tree,
+        color: COLORS[tree],
+        p50: pts.map((x) => ({ n: x.n, value: x.p.m.latencyMs.p50 })),
+        p99: pts.map((x) => ({ n: x.n, value: x.p.m.latencyMs.p99 })),
+        throughput: pts.map((x) => ({ n: x.n, value: x.p.m.eventsPerSec })),
+      };
+    }),
+  }));
+  return renderChart(rows, report.options.agents, `Agent Monitor hook ingestion — ${report.source.kind} — ${report.startedAt}`);
+}
+
+function markdown(report: BenchReport, svgName: string): string {
+  const o = report.options;
+  const lines: string[] = [];
+  lines.push(`# Agent Monitor benchmark — ${report.startedAt}`, "");
+  lines.push(`- source: **${report.source.kind}** (\`${report.source.kind === "fixture" ? "test/fixtures/upstream" : "AGENT_MONITOR_UPSTREAM"}\`)`);
+  for (const [kind, t] of Object.entries(report.trees)) lines.push(`- ${kind} tree: ${t!.buildNote || "built"}`);
+  lines.push(
+    `- server: Node ${report.environment.node22}; bench, workers and companion: Node ${report.environment.benchNode}; ${report.environment.cpus} CPU(s), ${report.environment.platform}`,
+  );
+  lines.push(
+    `- agents: ${o.agents.join(", ")}; modes: ${o.modes.join(", ")}; ${o.phaseSeconds} s per phase; think ${o.thinkMs} ms; ${o.workers} worker process(es); every ${o.bigEvery || "–"}th agent starts with a ${o.bigMb} MB transcript${o.eventsPerAgent ? `; at most ${o.eventsPerAgent} events per agent` : ""}`,
+  );
+  lines.push("", `![latency and throughput against N](${svgName})`, "");
+  for (const mode of o.modes) {
+    lines.push(`## ${mode}`, "", markdownTable(comparisonRows(report, mode)), "");
+  }
+  lines.push("## Runs", "", "| tree | N | server lifetime s | watchdog ticks | write-queue route | integrity | companion errors |", "| --- | ---: | ---: | ---: | --- | --- | --- |");
+  for (const r of report.runs) {
+    if (r.error) {
+      lines.push(`| ${r.tree} | ${r.agents} | – | – | – | – | run failed: ${r.error.split("\n")[0]!.replace(/\|/g, "\\|")} |`);
+      continue;
+    }
+    const errs = r.phases.map((p) => p.companionLastError).filter(Boolean);
+    lines.push(
+      `| ${r.tree} | ${r.agents} | ${(r.serverLifetimeMs / 1000).toFixed(1)} | ${r.watchdogTicks} | ${r.writeQueueRoute ? "yes" : "404 (1 tx/event)"} | ${r.integrity} | ${errs.length ? errs[errs.length - 1]!.replace(/\|/g, "\\|") : "none"} |`,
+    );
+  }
+  lines.push(
+    "",
+    "## How to read this",
+    "",
+    "- One server per tree and N (fresh database); the modes run as consecutive phases against it, each phase with its own N sessions. Trees alternate per N.",
+    "- **latency**: blocking/saturation — until the status line arrived; a request the client gave up on at 3000 ms counts with its 3000 ms. fire-and-forget — the hook does not wait; the figure is when the server's answer was seen on the half-closed socket (no answer = *timeouts/no answer*).",
+    "- **events/s**: events answered 200 divided by the phase's wall time (think time included outside saturation).",
+    "- **200 but not in DB / sent, not in DB**: each event carries a unique `bench_event_id` in its data payload, looked up in `events.data` after the server stopped (database opened read-only).",
+    "- **rows per hook event**: all events-table rows of the phase's sessions divided by hook events sent; server-generated rows (TurnDuration, …) add to it. **TurnDuration rows** should equal **turns** (the turn_duration lines in the transcripts, history included).",
+    "- **active after End**: sessions whose SessionEnd was answered 200 but whose status is still `active` in the database at the end.",
+    "- **companion BUSY**: SQLITE_BUSY* errors seen by the second connection (deferred read-then-write transaction every 20 ms, busy_timeout 1000 ms) during the phase.",
+    "- **transactions/event, lock held**: from `GET /api/hooks/write-queue/stats` (counters diffed per phase, lock-time percentiles cumulative since server start); a tree without the route (404) is reported as 1 transaction per event and n/a.",
+    "- **watchdog ticks**: the server's own 15 s watchdog; ticks counted from server start. Short (`--quick`) runs may see none.",
+    "",
+  );
+  return lines.join("\n");
+}
+
+export function writeReport(report: BenchReport, outDir: string): { json: string; md: string; svg: string } {
+  mkdirSync(outDir, { recursive: true });
+  const stamp = report.startedAt.replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+  const base = path.join(outDir, `bench-${stamp}`);
+  const files = { json: `${base}.json`, md: `${base}.md`, svg: `${base}.svg` };
+  writeFileSync(files.json, JSON.stringify(report, null, 2) + "\n");
+  writeFileSync(files.svg, chartFor(report));
+  writeFileSync(files.md, markdown(report, path.basename(files.svg)));
+  return files;
+}

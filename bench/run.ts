@@ -1,0 +1,124 @@
+// `npm run bench`: build/reuse both trees, run the workload against each for every N, print the
+// comparison and write bench-results/bench-<time>.{json,md,svg}. See --help.
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { ensureNode22 } from "../scripts/lib/node22.ts";
+import { repoRoot } from "../scripts/lib/paths.ts";
+import { ArgError, HELP, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
+import type { PhaseMetrics } from "./metrics.ts";
+import { comparisonRows, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
+import { ensureRuntimeDeps } from "./runtime-deps.ts";
+import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
+import { runWorkload } from "./workload.ts";
+
+const log = (line: string) => console.log(line);
+
+function phaseLine(m: PhaseMetrics): string {
+  const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+  return (
+    `    ${m.mode.padEnd(15)} ${String(m.eventsSent).padStart(6)} events  ${f(m.eventsPerSec).padStart(7)}/s  ` +
+    `p50 ${f(m.latencyMs.p50)} p99 ${f(m.latencyMs.p99)} max ${f(m.latencyMs.max, 0)} ms  ` +
+    `timeouts ${m.timeouts}  non-200 ${m.non200}  missing ${m.missingAcked}/${m.missingSent}  ` +
+    `TurnDuration ${m.turnDurationRows}/${m.turnsExpected}  active-after-End ${m.sessionsActiveAfterEnd}  BUSY ${m.companionBusy}`
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  let opts: BenchOptions;
+  try {
+    opts = parseBenchArgs(argv);
+  } catch (err) {
+    if (err instanceof ArgError) {
+      console.error(`error: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts.help) {
+    console.log(HELP);
+    return 0;
+  }
+
+  const startedAt = new Date().toISOString();
+  const node22 = ensureNode22(log);
+  const node22Version = execFileSync(node22, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+  const source = resolveSource(opts.upstream ?? undefined);
+  log(`source: ${source.kind} (${path.relative(repoRoot, path.resolve(source.upstream)) || source.upstream})`);
+
+  const trees: Partial<Record<TreeKind, BuiltTree>> = {};
+  for (const kind of opts.trees) {
+    log(`building ${kind} tree…`);
+    const t = await buildTree(source, kind, { force: opts.rebuild });
+    trees[kind] = t;
+    log(`  ${path.relative(repoRoot, t.dir)}: ${t.buildNote}`);
+    await ensureRuntimeDeps(t.dir, (l) => log(`  ${l}`));
+  }
+
+  const runs: RunRecord[] = [];
+  for (const n of opts.agents) {
+    for (const kind of opts.trees) {
+      const tree = trees[kind]!;
+      log(`[${kind}] N=${n}`);
+      try {
+        const res = await runWorkload({
+          treeDir: tree.dir,
+          agents: n,
+          mode: opts.modes,
+          durationMs: opts.phaseSeconds * 1000,
+          eventsPerAgent: opts.eventsPerAgent ?? undefined,
+          thinkMs: opts.thinkMs,
+          workers: opts.workers,
+          bigEvery: opts.bigEvery,
+          bigBytes: Math.round(opts.bigMb * 1024 * 1024),
+          log,
+        });
+        for (const p of res.phases) log(phaseLine(p.metrics));
+        log(`    integrity ${res.integrity}; server lived ${(res.serverLifetimeMs / 1000).toFixed(1)} s (${res.watchdogTicks} watchdog tick(s))`);
+        runs.push({
+          tree: kind,
+          agents: n,
+          integrity: res.integrity,
+          serverLifetimeMs: res.serverLifetimeMs,
+          watchdogTicks: res.watchdogTicks,
+          writeQueueRoute: res.writeQueueRoute,
+          phases: res.phases.map((p) => p.metrics),
+        });
+      } catch (err) {
+        const message = (err as Error).message;
+        log(`    run failed: ${message}`);
+        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], error: message });
+      }
+    }
+  }
+
+  const report: BenchReport = {
+    version: 1,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    source,
+    trees,
+    options: opts,
+    environment: { node22: node22Version, benchNode: process.versions.node, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}` },
+    runs,
+  };
+  const files = writeReport(report, path.resolve(opts.out));
+  for (const mode of opts.modes) {
+    log("");
+    log(`== ${mode} ==  (pat/unp = patched / unpatched)`);
+    log(textTable(comparisonRows(report, mode)));
+  }
+  log("");
+  log(`results: ${path.relative(process.cwd(), files.json)}`);
+  log(`chart:   ${path.relative(process.cwd(), files.svg)}`);
+  log(`report:  ${path.relative(process.cwd(), files.md)}`);
+  return runs.some((r) => r.error) ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err instanceof Error ? `error: ${err.message}` : err);
+    process.exit(1);
+  },
+);
