@@ -1,0 +1,24 @@
+// CI has no upstream, but it can still catch a patch (or the engine) that changed while the
+// committed build-stamp.json was not rebuilt.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { patches } from "../../patches/index.ts";
+import { repoRoot } from "../../scripts/lib/paths.ts";
+import { readPin } from "../../scripts/lib/pin.ts";
+import { currentInputs, diffInputs, type BuildStamp } from "../../scripts/pipeline/stamp.ts";
+
+describe("committed build-stamp.json", () => {
+  const stamp = JSON.parse(readFileSync(path.join(repoRoot, "build-stamp.json"), "utf8")) as BuildStamp;
+
+  it("describes the pinned release", () => {
+    const pin = readPin();
+    expect(stamp.upstream).toMatchObject({ repository: pin.repository, tag: pin.tag, commit: pin.commit });
+    expect(Object.keys(stamp.outputs).length).toBeGreaterThan(50);
+  });
+
+  it("matches the current patches, engine and lockfile (else: rebuild against the real upstream and commit the stamp)", () => {
+    expect(diffInputs(stamp, currentInputs(patches, stamp.inputs.nodeMajor))).toEqual([]);
+    expect(stamp.inputs.nodeMajor).toBe(22);
+  });
+});
