@@ -1,0 +1,43 @@
+// Whole-tree properties of a tree this test builds itself: every patch applied to pristine
+// upstream, re-applying everything to the output is a no-op, each edit is marked, each patched
+// file has a source map back to upstream.
+import { cpSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { patches } from "../../patches/index.ts";
+import { runPatches } from "../../scripts/pipeline/patch.ts";
+import { SKIP_REAL, trees, realUpstream } from "../support/build-once.ts";
+
+describe.each(trees())("generated tree: %s", (_label, buildTree) => {
+  it("applies every patch to every target of the pristine upstream (none was already there)", async () => {
+    const built = await buildTree();
+    const expected = patches.flatMap((p) => [...p.targets, ...Object.keys(p.adds ?? {})].map((f) => `${p.id} ${f} applied`));
+    expect(built.results.map((r) => `${r.patch} ${r.file} ${r.action}`)).toEqual(expected);
+  });
+
+  it("re-applying all patches to the output changes nothing (idempotent)", async () => {
+    const built = await buildTree();
+    const copy = path.join(mkdtempSync(path.join(os.tmpdir(), "am-reapply-")), "t");
+    cpSync(built.outDir, copy, { recursive: true });
+    const again = runPatches(copy, patches.map((p) => ({ ...p, adds: undefined })));
+    expect(again.ok).toBe(true);
+    expect(again.patchedFiles).toEqual([]);
+    expect(new Set(again.results.map((r) => r.action))).toEqual(new Set(patches.length ? ["already-applied"] : []));
+  });
+
+  it("marks each patch's edits and writes a source map back to upstream for each patched file", async () => {
+    const built = await buildTree();
+    for (const p of patches) {
+      for (const target of p.targets) {
+        const text = readFileSync(path.join(built.outDir, target), "utf8");
+        expect(text, `${target} lacks the marker of ${p.id}`).toContain(`[patch:${p.id}]`);
+        const map = JSON.parse(readFileSync(path.join(built.outDir, `${target}.map`), "utf8"));
+        expect(map.sources).toEqual([target]);
+        expect(map.sourcesContent[0]).not.toBe(text);
+      }
+    }
+  });
+});
+
+if (!realUpstream) describe("generated tree: real upstream", () => it.skip(SKIP_REAL, () => {}));
