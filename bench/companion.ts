@@ -23,7 +23,7 @@ if (!dbPath || !process.send) {
   process.exit(2);
 }
 
-const counts: CompanionCounts = { transactions: 0, committed: 0, busy: 0, otherErrors: 0, lastError: null, maxTxMs: 0 };
+const counts: CompanionCounts = { transactions: 0, committed: 0, busy: 0, busyCodes: {}, otherErrors: 0, lastError: null, maxTxMs: 0 };
 let stopping = false;
 
 const isBusy = (err: unknown) => {
@@ -32,9 +32,11 @@ const isBusy = (err: unknown) => {
 };
 
 function noteError(err: unknown): void {
-  if (isBusy(err)) counts.busy++;
-  else counts.otherErrors++;
   const e = err as { code?: string; message?: string };
+  if (isBusy(err)) {
+    counts.busy++;
+    counts.busyCodes[e.code!] = (counts.busyCodes[e.code!] ?? 0) + 1;
+  } else counts.otherErrors++;
   counts.lastError = `${e.code ?? "error"}: ${e.message ?? String(err)}`;
 }
 
@@ -102,11 +104,11 @@ function loop(): void {
 
 process.on("message", (raw: unknown) => {
   const msg = raw as ParentToCompanion;
-  if (msg.type === "snapshot") void reply({ type: "counts", counts: { ...counts }, final: false });
+  if (msg.type === "snapshot") void reply({ type: "counts", counts: { ...counts, busyCodes: { ...counts.busyCodes } }, final: false });
   else if (msg.type === "stop") {
     stopping = true;
     db.close();
-    void reply({ type: "counts", counts: { ...counts }, final: true }).then(() => process.exit(0));
+    void reply({ type: "counts", counts: { ...counts, busyCodes: { ...counts.busyCodes } }, final: true }).then(() => process.exit(0));
   }
 });
 

@@ -17,7 +17,7 @@ export interface SendOutcome {
   latencyMs: number;
   /** Blocking: the client gave up after its timeout. Fire-and-forget: no answer at all. */
   timedOut: boolean;
-  /** Connection-level error text, if any. */
+  /** Connection-level error text, or the start of a non-200 answer's body (diagnostics only). */
   error?: string;
 }
 
@@ -42,8 +42,18 @@ export function postBlocking(port: number, body: string, timeoutMs: number): Pro
       },
       (res) => {
         const latencyMs = performance.now() - t0;
-        res.resume();
-        finish({ status: res.statusCode ?? 0, latencyMs, timedOut: false });
+        const status = res.statusCode ?? 0;
+        if (status === 200) {
+          res.resume();
+          finish({ status, latencyMs, timedOut: false });
+          return;
+        }
+        // Not what a hook client reads, but worth showing in the report.
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text = (text + c).slice(0, 300)));
+        res.on("end", () => finish({ status, latencyMs, timedOut: false, error: text }));
+        res.on("error", () => finish({ status, latencyMs, timedOut: false, error: text }));
       },
     );
     const timer = setTimeout(() => {

@@ -30,6 +30,10 @@ export interface PhaseMetrics {
   /** blocking/saturation: client gave up at its timeout; fire-and-forget: never answered. */
   timeouts: number;
   connectionErrors: number;
+  /** Answers by HTTP status ("0" = none). */
+  statusCounts: Record<string, number>;
+  /** First non-200 answer body or connection error seen (diagnostics). */
+  sampleError: string | null;
   latencyMs: { p50: number; p99: number; max: number };
   /** fire-and-forget only: p99 of the time the hook process spends flushing its request. */
   sendP99Ms: number | null;
@@ -45,6 +49,7 @@ export interface PhaseMetrics {
   sessionsActiveAfterEnd: number;
   sessionsNotCompleted: number;
   companionBusy: number;
+  companionBusyCodes: Record<string, number>;
   companionTransactions: number;
   companionOtherErrors: number;
   companionLastError: string | null;
@@ -58,10 +63,36 @@ export function diffCompanion(a: CompanionCounts, b: CompanionCounts): Companion
     transactions: b.transactions - a.transactions,
     committed: b.committed - a.committed,
     busy: b.busy - a.busy,
+    busyCodes: Object.fromEntries(
+      Object.entries(b.busyCodes)
+        .map(([code, n]) => [code, n - (a.busyCodes[code] ?? 0)] as const)
+        .filter(([, n]) => n > 0),
+    ),
     otherErrors: b.otherErrors - a.otherErrors,
     lastError: b.lastError !== a.lastError ? b.lastError : null,
     maxTxMs: b.maxTxMs,
   };
+}
+
+function sampleError(events: readonly EventRecord[]): string | null {
+  const e = events.find((x) => x.status !== 200 && x.error);
+  if (!e?.error) return null;
+  const pre = /<pre>([\s\S]*?)<\/pre>/.exec(e.error);
+  const text = (pre ? pre[1]! : e.error).replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim();
+  return `${e.status || "no answer"}: ${text}`.slice(0, 200);
+}
+
+/** Distinct error messages in the server's stderr ("Error: database is locked" ×12), most frequent first. */
+export function serverErrorSummary(stderr: string, limit = 5): Array<{ message: string; count: number }> {
+  const counts = new Map<string, number>();
+  for (const line of stderr.split("\n")) {
+    const m = /^\s*(?:\w+:\s*)?((?:[A-Z]\w*)?Error(?: \[\w+\])?: .+)$/.exec(line);
+    if (m) counts.set(m[1]!.slice(0, 160), (counts.get(m[1]!.slice(0, 160)) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([message, count]) => ({ message, count }));
 }
 
 export function summarizePhase(input: {
@@ -117,6 +148,8 @@ export function summarizePhase(input: {
     non200: events.filter((e) => e.status !== 0 && e.status !== 200).length,
     timeouts: events.filter((e) => e.timedOut).length,
     connectionErrors: events.filter((e) => e.status === 0 && !e.timedOut).length,
+    statusCounts: events.reduce<Record<string, number>>((acc, e) => ((acc[String(e.status)] = (acc[String(e.status)] ?? 0) + 1), acc), {}),
+    sampleError: sampleError(events),
     latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : Number.NaN },
     sendP99Ms: sendTimes.length ? percentile(sendTimes, 99) : null,
     missingAcked,
@@ -130,6 +163,7 @@ export function summarizePhase(input: {
     sessionsActiveAfterEnd: activeAfterEnd,
     sessionsNotCompleted: notCompleted,
     companionBusy: input.companion.busy,
+    companionBusyCodes: input.companion.busyCodes,
     companionTransactions: input.companion.transactions,
     companionOtherErrors: input.companion.otherErrors,
     companionLastError: input.companion.lastError,

@@ -85,6 +85,8 @@ export interface CompanionCounts {
   transactions: number;
   committed: number;
   busy: number;
+  /** busy split by extended code (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, ...). */
+  busyCodes: Record<string, number>;
   otherErrors: number;
   lastError: string | null;
   maxTxMs: number;

@@ -15,6 +15,7 @@ export interface RunRecord {
   watchdogTicks: number;
   writeQueueRoute: boolean;
   phases: PhaseMetrics[];
+  serverErrors: Array<{ message: string; count: number }>;
   /** Set when the run failed; the other fields are then empty. */
   error?: string;
 }
@@ -145,6 +146,8 @@ export function chartFor(report: BenchReport): string {
   return renderChart(rows, report.options.agents, `Agent Monitor hook ingestion — ${report.source.kind} — ${report.startedAt}`);
 }
 
+const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/</g, (m, i, str: string) => (str.startsWith("<br>", i) ? m : "&lt;"));
+
 function markdown(report: BenchReport, svgName: string): string {
   const o = report.options;
   const lines: string[] = [];
@@ -161,15 +164,21 @@ function markdown(report: BenchReport, svgName: string): string {
   for (const mode of o.modes) {
     lines.push(`## ${mode}`, "", markdownTable(comparisonRows(report, mode)), "");
   }
-  lines.push("## Runs", "", "| tree | N | server lifetime s | watchdog ticks | write-queue route | integrity | companion errors |", "| --- | ---: | ---: | ---: | --- | --- | --- |");
+  lines.push(
+    "## Runs",
+    "",
+    "| tree | N | server lifetime s | watchdog ticks | write-queue route | integrity | answers by status | server errors (stderr) |",
+    "| --- | ---: | ---: | ---: | --- | --- | --- | --- |",
+  );
   for (const r of report.runs) {
     if (r.error) {
-      lines.push(`| ${r.tree} | ${r.agents} | – | – | – | – | run failed: ${r.error.split("\n")[0]!.replace(/\|/g, "\\|")} |`);
+      lines.push(`| ${r.tree} | ${r.agents} | – | – | – | – | – | run failed: ${cell(r.error.split("\n")[0]!)} |`);
       continue;
     }
-    const errs = r.phases.map((p) => p.companionLastError).filter(Boolean);
+    const statuses = r.phases.map((p) => `${p.mode}: ${Object.entries(p.statusCounts).map(([s, c]) => `${s === "0" ? "none" : s}×${c}`).join(" ")}`).join("<br>");
+    const errs = r.serverErrors.map((e) => `${e.message} ×${e.count}`).join("<br>") || "none";
     lines.push(
-      `| ${r.tree} | ${r.agents} | ${(r.serverLifetimeMs / 1000).toFixed(1)} | ${r.watchdogTicks} | ${r.writeQueueRoute ? "yes" : "404 (1 tx/event)"} | ${r.integrity} | ${errs.length ? errs[errs.length - 1]!.replace(/\|/g, "\\|") : "none"} |`,
+      `| ${r.tree} | ${r.agents} | ${(r.serverLifetimeMs / 1000).toFixed(1)} | ${r.watchdogTicks} | ${r.writeQueueRoute ? "yes" : "404 (1 tx/event)"} | ${r.integrity} | ${statuses} | ${cell(errs)} |`,
     );
   }
   lines.push(

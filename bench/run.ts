@@ -47,17 +47,29 @@ async function main(argv: string[]): Promise<number> {
   log(`source: ${source.kind} (${path.relative(repoRoot, path.resolve(source.upstream)) || source.upstream})`);
 
   const trees: Partial<Record<TreeKind, BuiltTree>> = {};
+  const buildErrors: string[] = [];
   for (const kind of opts.trees) {
     log(`building ${kind} tree…`);
-    const t = await buildTree(source, kind, { force: opts.rebuild });
-    trees[kind] = t;
-    log(`  ${path.relative(repoRoot, t.dir)}: ${t.buildNote}`);
-    await ensureRuntimeDeps(t.dir, (l) => log(`  ${l}`));
+    try {
+      const t = await buildTree(source, kind, { force: opts.rebuild });
+      log(`  ${path.relative(repoRoot, t.dir)}: ${t.buildNote}`);
+      await ensureRuntimeDeps(t.dir, (l) => log(`  ${l}`));
+      trees[kind] = t;
+    } catch (err) {
+      buildErrors.push((err as Error).message);
+      log(`  ${(err as Error).message}`);
+      log(`  skipping the ${kind} tree`);
+    }
+  }
+  const kinds = opts.trees.filter((k) => trees[k]);
+  if (kinds.length === 0) {
+    console.error("error: no tree could be built");
+    return 1;
   }
 
   const runs: RunRecord[] = [];
   for (const n of opts.agents) {
-    for (const kind of opts.trees) {
+    for (const kind of kinds) {
       const tree = trees[kind]!;
       log(`[${kind}] N=${n}`);
       try {
@@ -75,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
         });
         for (const p of res.phases) log(phaseLine(p.metrics));
         log(`    integrity ${res.integrity}; server lived ${(res.serverLifetimeMs / 1000).toFixed(1)} s (${res.watchdogTicks} watchdog tick(s))`);
+        for (const e of res.serverErrors) log(`    server stderr: ${e.message} ×${e.count}`);
         runs.push({
           tree: kind,
           agents: n,
@@ -83,11 +96,12 @@ async function main(argv: string[]): Promise<number> {
           watchdogTicks: res.watchdogTicks,
           writeQueueRoute: res.writeQueueRoute,
           phases: res.phases.map((p) => p.metrics),
+          serverErrors: res.serverErrors,
         });
       } catch (err) {
         const message = (err as Error).message;
         log(`    run failed: ${message}`);
-        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], error: message });
+        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], serverErrors: [], error: message });
       }
     }
   }
@@ -112,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
   log(`results: ${path.relative(process.cwd(), files.json)}`);
   log(`chart:   ${path.relative(process.cwd(), files.svg)}`);
   log(`report:  ${path.relative(process.cwd(), files.md)}`);
-  return runs.some((r) => r.error) ? 1 : 0;
+  return buildErrors.length > 0 || runs.some((r) => r.error) ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -43,10 +43,16 @@ export function lockHash(treeDir: string): string {
  * Make sure the tree's runtime dependencies are installed and return the directory to put in
  * NODE_PATH (`.cache/runtime-deps/<hash>/node_modules`), or null when the repository root already
  * provides every dependency (e.g. the fixture tree) so nothing needs installing.
+ * A tree outside the repository cannot reach the root's node_modules by walking up, so for
+ * such a tree the root's node_modules directory is returned instead of null.
  */
 export async function ensureRuntimeDeps(treeDir: string, log: (line: string) => void = () => {}): Promise<string | null> {
   const names = runtimeDependencyNames(treeDir);
-  if (rootProvidesAll(names)) return null;
+  if (rootProvidesAll(names)) {
+    const rel = path.relative(repoRoot, path.resolve(treeDir));
+    const insideRepo = rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+    return insideRepo ? null : path.join(repoRoot, "node_modules");
+  }
   const lockPath = path.join(treeDir, "package-lock.json");
   if (!existsSync(lockPath)) {
     throw new Error(

@@ -19,13 +19,14 @@ export interface ChartRow {
   series: ChartSeries[];
 }
 
-const PANEL_W = 420;
+const PANEL_W = 440;
 const PANEL_H = 240;
 const M = { left: 62, right: 16, top: 34, bottom: 42 };
 const ROW_H = PANEL_H + 20;
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
+const fmt = (v: number) =>
+  v === 0 ? "0" : v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(1) : v.toFixed(2);
 
 interface Panel {
   x0: number;
@@ -47,9 +48,10 @@ function niceMax(v: number): number {
 function panel(p: Panel): string {
   const w = PANEL_W - M.left - M.right;
   const h = PANEL_H - M.top - M.bottom;
+  const pad = 24; // keep the first/last N off the frame
   const x = (n: number) => {
     const i = p.ns.indexOf(n);
-    return p.x0 + M.left + (p.ns.length === 1 ? w / 2 : (i / (p.ns.length - 1)) * w);
+    return p.x0 + M.left + pad + (p.ns.length === 1 ? (w - 2 * pad) / 2 : (i / (p.ns.length - 1)) * (w - 2 * pad));
   };
   const values = p.lines.flatMap((l) => l.points.map((pt) => pt.value)).filter((v) => Number.isFinite(v) && v > 0);
   let y: (v: number) => number;
@@ -95,7 +97,7 @@ function panel(p: Panel): string {
 }
 
 export function renderChart(rows: ChartRow[], ns: number[], subtitle: string): string {
-  const width = PANEL_W * 2 + 20;
+  const width = PANEL_W * 2 + 10;
   const legendH = 44;
   const height = legendH + rows.length * ROW_H + 10;
   const out: string[] = [];
@@ -134,9 +136,9 @@ export function renderChart(rows: ChartRow[], ns: number[], subtitle: string): s
     );
     out.push(
       panel({
-        x0: PANEL_W + 20,
+        x0: PANEL_W + 10,
         y0,
-        title: `${row.mode}: throughput (events answered 200 / s)`,
+        title: `${row.mode}: throughput, events/s (200)`,
         ns,
         log: false,
         yLabel: "events/s",

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { cacheDir } from "../scripts/lib/paths.ts";
 import { forkTs, nextMessage } from "./children.ts";
-import { diffCompanion, summarizePhase, type PhaseMetrics, type WriteQueueStats } from "./metrics.ts";
+import { diffCompanion, serverErrorSummary, summarizePhase, type PhaseMetrics, type WriteQueueStats } from "./metrics.ts";
 import { startMonitor, type Monitor } from "./monitor.ts";
 import {
   HOOK_TYPES,
@@ -75,6 +75,8 @@ export interface PhaseResult {
   agents: AgentSummary[];
   api: Map<string, ApiSessionView>;
   rowsByType: Record<string, number>;
+  /** Ids of events answered 200 that are not in the events table. */
+  missingAckedIds: string[];
 }
 
 export interface WorkloadResult {
@@ -86,6 +88,8 @@ export interface WorkloadResult {
   watchdogTicks: number;
   writeQueueRoute: boolean;
   phases: PhaseResult[];
+  /** Distinct error messages the server printed on stderr, most frequent first. */
+  serverErrors: Array<{ message: string; count: number }>;
   serverStderrTail: string;
 }
 
@@ -165,7 +169,7 @@ class Companion {
   }
 }
 
-const ZERO_COUNTS: CompanionCounts = { transactions: 0, committed: 0, busy: 0, otherErrors: 0, lastError: null, maxTxMs: 0 };
+const ZERO_COUNTS: CompanionCounts = { transactions: 0, committed: 0, busy: 0, busyCodes: {}, otherErrors: 0, lastError: null, maxTxMs: 0 };
 
 async function runPhase(
   cfgBase: Omit<WorkerConfig, "agents" | "mode" | "thinkMs" | "runTag">,
@@ -287,8 +291,9 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       companion = null;
     }
     const serverLifetimeMs = Date.now() - serverStart;
-    const serverStderrTail = monitor.stderr().slice(-4000);
     await monitor.stop();
+    const serverStderr = monitor.stderr();
+    const serverStderrTail = serverStderr.slice(-4000);
     monitor = null;
 
     const facts = inspectDatabase(
@@ -301,6 +306,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       agents: r.agents,
       api: r.api,
       rowsByType: facts.phases[i]!.rowsByType,
+      missingAckedIds: r.events.filter((e) => e.status === 200 && !facts.phases[i]!.presentIds.has(e.id)).map((e) => e.id),
       metrics: summarizePhase({
         mode: r.mode,
         events: r.events,
@@ -319,6 +325,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       watchdogTicks: Math.floor(serverLifetimeMs / WATCHDOG_INTERVAL_MS),
       writeQueueRoute,
       phases,
+      serverErrors: serverErrorSummary(serverStderr),
       serverStderrTail,
     };
   } finally {
