@@ -1,4 +1,9 @@
 // The patches, in the order they are applied. Each later patch sees the output of the earlier ones.
 import type { Patch } from "./define-patch.ts";
+import immediateTransactions from "./immediate-transactions.ts";
+import busyTimeout from "./busy-timeout.ts";
 
-export const patches: Patch[] = [];
+export const patches: Patch[] = [
+  immediateTransactions,
+  busyTimeout,
+];
