@@ -1,0 +1,89 @@
+// Static check of busy-timeout on a tree the test builds itself (the fixture, and the real upstream
+// when AGENT_MONITOR_UPSTREAM is set): every SQLite connection site in server/ and scripts/ is opened
+// through withBusyTimeout(new …), no fixed busy_timeout pragma is left to override it, and the gate
+// lists each site it checked.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Node, SyntaxKind } from "ts-morph";
+import { describe, expect, it } from "vitest";
+import { CONNECTION_FILES, connectionSites, fixedBusyTimeouts, RUNTIME_FILE } from "../../patches/busy-timeout.ts";
+import { listFiles } from "../../scripts/lib/hash.ts";
+import { repoRoot } from "../../scripts/lib/paths.ts";
+import { verifyView } from "../../scripts/pipeline/patch.ts";
+import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
+
+const ID = "busy-timeout";
+/**
+ * Connection sites the patch deliberately leaves alone, with the reason (see CONNECTION_FILES in
+ * patches/busy-timeout.ts): codex-ingest's readonly better-sqlite3 connection gets better-sqlite3's
+ * own 5000 ms default in its constructor, but not the environment override.
+ */
+const NOT_TARGETED = new Map([["server/lib/codex-ingest.js", "readonly better-sqlite3 connection; file absent before v2.0.0"]]);
+
+function sitesOf(outDir: string) {
+  const files = listFiles(outDir).filter((f) => /^(server|scripts)\//.test(f) && f.endsWith(".js") && !f.includes("__tests__/"));
+  return files.flatMap((f) => {
+    const view = verifyView(f, readFileSync(path.join(outDir, f), "utf8"));
+    return [
+      ...connectionSites(view).map((s) => ({ file: f, site: s, fixed: null })),
+      ...fixedBusyTimeouts(view).map((c) => ({ file: f, site: null, fixed: `${f}:${c.getStartLineNumber()} ${c.getText()}` })),
+    ];
+  });
+}
+
+if (!realUpstream) describe("busy-timeout in the generated real upstream tree", () => it.skip(SKIP_REAL, () => {}));
+
+describe.each(trees())("busy-timeout in the generated %s tree", (_label, buildTree) => {
+  it("applied to every connection file and added its runtime, byte for byte", async () => {
+    const built = await buildTree();
+    const mine = built.results.filter((r) => r.patch === ID).map((r) => [r.file, r.action]);
+    expect(mine).toEqual([...CONNECTION_FILES.map((f) => [f, "applied"]), [RUNTIME_FILE, "applied"]]);
+    expect(readFileSync(path.join(built.outDir, RUNTIME_FILE), "utf8")).toBe(readFileSync(path.join(repoRoot, "patches/runtime/busy-timeout.js"), "utf8"));
+  });
+
+  it("every connection site in server/ and scripts/ sets busy_timeout as it opens (or is an exempt :memory: probe)", async () => {
+    const built = await buildTree();
+    const found = sitesOf(built.outDir).filter((x) => x.site);
+    // at least the shared connection, the compat connection and clear-data's
+    expect(new Set(found.filter((x) => x.site!.covered).map((x) => x.file))).toEqual(new Set(CONNECTION_FILES));
+    const uncovered = found.filter((x) => !x.site!.covered && !x.site!.exempt && !NOT_TARGETED.has(x.file));
+    expect(uncovered.map((x) => `${x.file}:${x.site!.line} ${x.site!.text}`)).toEqual([]);
+    for (const x of found.filter((y) => y.site!.exempt)) expect(x.site!.node.getArguments()[0].getText()).toMatch(/^["']:memory:["']$/);
+    // the one known exception stays what it was when it was judged harmless: readonly
+    for (const x of found.filter((y) => NOT_TARGETED.has(y.file) && !y.site!.covered)) {
+      expect(x.site!.node.getArguments()[1]?.getText() ?? "", `${x.file}:${x.site!.line}`).toMatch(/readonly:\s*true/);
+    }
+  });
+
+  it("the wrap is the connection expression itself: withBusyTimeout(new …) from the runtime, so nothing runs on it first", async () => {
+    const built = await buildTree();
+    for (const file of CONNECTION_FILES) {
+      const view = verifyView(file, readFileSync(path.join(built.outDir, file), "utf8"));
+      for (const s of connectionSites(view).filter((x) => x.covered)) {
+        const call = s.node.getParentIfKindOrThrow(SyntaxKind.CallExpression);
+        const req = call.getExpression().asKindOrThrow(SyntaxKind.PropertyAccessExpression).getExpression().asKindOrThrow(SyntaxKind.CallExpression);
+        const spec = req.getArguments()[0].asKindOrThrow(SyntaxKind.StringLiteral).getLiteralValue();
+        expect(path.posix.join(path.posix.dirname(file), `${spec}.js`), `${file}:${s.line}`).toBe(RUNTIME_FILE);
+      }
+    }
+    // the shared connection: the declaration's initializer is the wrapped `new`, then the pragmas
+    const db = verifyView("server/db.js", readFileSync(path.join(built.outDir, "server/db.js"), "utf8"));
+    const decl = db.ast.getStatements().flatMap((s) => (Node.isVariableStatement(s) ? s.getDeclarations() : [])).find((d) => d.getName() === "db")!;
+    expect(decl.getInitializer()!.getText()).toMatch(/^require\("\.\/patch-runtime\/busy-timeout"\)\.withBusyTimeout\(new Database\(/);
+  });
+
+  it("no fixed busy_timeout pragma is left anywhere to override AGENT_MONITOR_BUSY_TIMEOUT_MS", async () => {
+    const built = await buildTree();
+    expect(sitesOf(built.outDir).filter((x) => x.fixed).map((x) => x.fixed)).toEqual([]);
+  });
+
+  it("the gate lists every connection site it checked, with file:line", async () => {
+    const built = await buildTree();
+    const notes = built.notes.filter((n) => n.startsWith(`[${ID}] `));
+    const expected = CONNECTION_FILES.flatMap((file) => {
+      const view = verifyView(file, readFileSync(path.join(built.outDir, file), "utf8"));
+      return connectionSites(view).map((s) => `[${ID}] ${file}:${s.line} ${s.text}: ${s.exempt ? `exempt (${s.exempt})` : "busy_timeout set at open"}`);
+    });
+    expect(notes).toEqual(expected);
+  });
+});
