@@ -2,8 +2,12 @@
 import type { Patch } from "./define-patch.ts";
 import immediateTransactions from "./immediate-transactions.ts";
 import busyTimeout from "./busy-timeout.ts";
+import transcriptOutsideLock from "./transcript-outside-lock.ts";
+import writeQueue from "./write-queue.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
   busyTimeout,
+  transcriptOutsideLock,
+  writeQueue,
 ];
