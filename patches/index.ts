@@ -2,12 +2,14 @@
 import type { Patch } from "./define-patch.ts";
 import immediateTransactions from "./immediate-transactions.ts";
 import busyTimeout from "./busy-timeout.ts";
+import turnDurationsOnce from "./turn-durations-once.ts";
 import transcriptOutsideLock from "./transcript-outside-lock.ts";
 import writeQueue from "./write-queue.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
   busyTimeout,
+  turnDurationsOnce,
   transcriptOutsideLock,
   writeQueue,
 ];
