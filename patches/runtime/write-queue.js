@@ -124,7 +124,7 @@ const round = (ms) => Math.round(ms * 1000) / 1000;
  * @param {number} [options.maxBatch] items per transaction (AGENT_MONITOR_BATCH_MAX, default 256)
  * @param {number} [options.maxQueue] queued items before enqueue answers QUEUE_FULL (AGENT_MONITOR_QUEUE_MAX, default 4096)
  * @param {number} [options.retries] extra attempts for a batch that cannot begin/commit (default 4)
- * @param {number} [options.backoffMs] first backoff delay, doubled per attempt, capped at 2 s (default 50)
+ * @param {number} [options.backoffMs] first backoff delay, doubled per attempt, capped at max(2 s, backoffMs) (default 50)
  * @param {boolean} [options.synchronousFull] set PRAGMA synchronous = FULL on db (default true)
  * @param {{ warn(...a: any[]): void, error(...a: any[]): void }} [options.log]
  */
@@ -178,8 +178,9 @@ function createWriteQueue(options) {
 
   function scheduleRetry(attempts) {
     if (closed || immediate || timer) return;
-    const base = Math.min(MAX_BACKOFF_MS, backoffMs * 2 ** Math.max(0, attempts - 1));
-    const delay = Math.round(base + Math.random() * backoffMs);
+    // Doubling from backoffMs, capped at 2 s (or at backoffMs itself when that is larger).
+    const base = Math.min(Math.max(MAX_BACKOFF_MS, backoffMs), backoffMs * 2 ** Math.max(0, attempts - 1));
+    const delay = Math.round(base + Math.random() * Math.min(backoffMs, 100));
     timer = setTimeout(step, delay);
   }
 
