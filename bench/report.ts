@@ -16,6 +16,8 @@ export interface RunRecord {
   writeQueueRoute: boolean;
   phases: PhaseMetrics[];
   serverErrors: Array<{ message: string; count: number }>;
+  /** 1-minute load average of the machine when the run started and ended (other load skews figures). */
+  loadAvg: [number, number];
   /** Set when the run failed; the other fields are then empty. */
   error?: string;
 }
@@ -167,18 +169,18 @@ function markdown(report: BenchReport, svgName: string): string {
   lines.push(
     "## Runs",
     "",
-    "| tree | N | server lifetime s | watchdog ticks | write-queue route | integrity | answers by status | server errors (stderr) |",
-    "| --- | ---: | ---: | ---: | --- | --- | --- | --- |",
+    "| tree | N | load avg start→end | server lifetime s | watchdog ticks | write-queue route | integrity | answers by status | server errors (stderr) |",
+    "| --- | ---: | --- | ---: | ---: | --- | --- | --- | --- |",
   );
   for (const r of report.runs) {
     if (r.error) {
-      lines.push(`| ${r.tree} | ${r.agents} | – | – | – | – | – | run failed: ${cell(r.error.split("\n")[0]!)} |`);
+      lines.push(`| ${r.tree} | ${r.agents} | – | – | – | – | – | – | run failed: ${cell(r.error.split("\n")[0]!)} |`);
       continue;
     }
     const statuses = r.phases.map((p) => `${p.mode}: ${Object.entries(p.statusCounts).map(([s, c]) => `${s === "0" ? "none" : s}×${c}`).join(" ")}`).join("<br>");
     const errs = r.serverErrors.map((e) => `${e.message} ×${e.count}`).join("<br>") || "none";
     lines.push(
-      `| ${r.tree} | ${r.agents} | ${(r.serverLifetimeMs / 1000).toFixed(1)} | ${r.watchdogTicks} | ${r.writeQueueRoute ? "yes" : "404 (1 tx/event)"} | ${r.integrity} | ${statuses} | ${cell(errs)} |`,
+      `| ${r.tree} | ${r.agents} | ${r.loadAvg[0].toFixed(1)}→${r.loadAvg[1].toFixed(1)} | ${(r.serverLifetimeMs / 1000).toFixed(1)} | ${r.watchdogTicks} | ${r.writeQueueRoute ? "yes" : "404 (1 tx/event)"} | ${r.integrity} | ${statuses} | ${cell(errs)} |`,
     );
   }
   lines.push(
@@ -193,6 +195,7 @@ function markdown(report: BenchReport, svgName: string): string {
     "- **active after End**: sessions whose SessionEnd was answered 200 but whose status is still `active` in the database at the end.",
     "- **companion BUSY**: SQLITE_BUSY* errors seen by the second connection (deferred read-then-write transaction every 20 ms, busy_timeout 1000 ms) during the phase.",
     "- **transactions/event, lock held**: from `GET /api/hooks/write-queue/stats` (counters diffed per phase, lock-time percentiles cumulative since server start); a tree without the route (404) is reported as 1 transaction per event and n/a.",
+    `- **load avg**: the machine's 1-minute load average (${report.environment.cpus} CPUs); anything else running during the bench skews the figures, so compare runs made under similar load.`,
     "- **watchdog ticks**: the server's own 15 s watchdog; ticks counted from server start. Short (`--quick`) runs may see none.",
     "",
   );

@@ -72,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
     for (const kind of kinds) {
       const tree = trees[kind]!;
       log(`[${kind}] N=${n}`);
+      const loadStart = os.loadavg()[0]!;
       try {
         const res = await runWorkload({
           treeDir: tree.dir,
@@ -86,7 +87,10 @@ async function main(argv: string[]): Promise<number> {
           log,
         });
         for (const p of res.phases) log(phaseLine(p.metrics));
-        log(`    integrity ${res.integrity}; server lived ${(res.serverLifetimeMs / 1000).toFixed(1)} s (${res.watchdogTicks} watchdog tick(s))`);
+        log(
+          `    integrity ${res.integrity}; server lived ${(res.serverLifetimeMs / 1000).toFixed(1)} s (${res.watchdogTicks} watchdog tick(s)); ` +
+            `load avg ${loadStart.toFixed(1)}→${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
+        );
         for (const e of res.serverErrors) log(`    server stderr: ${e.message} ×${e.count}`);
         runs.push({
           tree: kind,
@@ -97,11 +101,12 @@ async function main(argv: string[]): Promise<number> {
           writeQueueRoute: res.writeQueueRoute,
           phases: res.phases.map((p) => p.metrics),
           serverErrors: res.serverErrors,
+          loadAvg: [loadStart, os.loadavg()[0]!],
         });
       } catch (err) {
         const message = (err as Error).message;
         log(`    run failed: ${message}`);
-        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], serverErrors: [], error: message });
+        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], serverErrors: [], loadAvg: [loadStart, os.loadavg()[0]!], error: message });
       }
     }
   }
