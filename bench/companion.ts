@@ -9,6 +9,12 @@ import type { CompanionCounts, CompanionToParent, ParentToCompanion } from "./pr
 const dbPath = process.argv[2];
 const intervalMs = Number(process.argv[3] ?? 20);
 const busyTimeoutMs = Number(process.argv[4] ?? 1000);
+// "deferred" (default): the write lock is requested only at the first write, after the SELECT.
+// In WAL mode SQLite then answers SQLITE_BUSY at once when another connection holds the write
+// lock (busy_timeout is not applied to a read transaction upgrading to write), and
+// SQLITE_BUSY_SNAPSHOT when a commit landed after the SELECT. "immediate" takes the lock at BEGIN,
+// where busy_timeout does apply.
+const beginMode = (process.argv[5] ?? "deferred") === "immediate" ? "IMMEDIATE" : "DEFERRED";
 
 /** Send a message; resolves once it is handed to the IPC channel (safe to exit after). */
 function reply(msg: CompanionToParent): Promise<void> {
@@ -19,7 +25,7 @@ function reply(msg: CompanionToParent): Promise<void> {
 }
 
 if (!dbPath || !process.send) {
-  console.error("usage: started by the bench as an IPC child: companion.ts <dbPath> [intervalMs] [busyTimeoutMs]");
+  console.error("usage: started by the bench as an IPC child: companion.ts <dbPath> [intervalMs] [busyTimeoutMs] [deferred|immediate]");
   process.exit(2);
 }
 
@@ -78,7 +84,7 @@ function pass(): void {
   counts.transactions++;
   const t0 = performance.now();
   try {
-    db.exec("BEGIN"); // deferred: the read snapshot is taken by the SELECT, the write lock by the first write
+    db.exec(`BEGIN ${beginMode}`);
     const rows = selectSessions.all() as SessionRow[];
     const now = new Date().toISOString();
     upsert.run("__heartbeat__", null, null, now);

@@ -84,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
           workers: opts.workers,
           bigEvery: opts.bigEvery,
           bigBytes: Math.round(opts.bigMb * 1024 * 1024),
+          companion: { begin: opts.companionBegin },
           log,
         });
         for (const p of res.phases) log(phaseLine(p.metrics));

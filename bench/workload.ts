@@ -50,8 +50,11 @@ export interface WorkloadOptions {
   bigTurns?: number;
   /** Blocking client timeout (default 3000 ms, as upstream's v1 hook client). */
   timeoutMs?: number;
-  /** Companion connection: poll interval and busy timeout (defaults 20 / 1000 ms); false disables it. */
-  companion?: false | { intervalMs?: number; busyTimeoutMs?: number };
+  /**
+   * Companion connection: poll interval, busy timeout and BEGIN mode (defaults 20 ms, 1000 ms,
+   * "deferred"); false disables it.
+   */
+  companion?: false | { intervalMs?: number; busyTimeoutMs?: number; begin?: "deferred" | "immediate" };
   /** Ask GET /api/sessions/:id/stats for each session's hook-event count (the correctness test does). */
   apiEventCounts?: boolean;
   /** Keep the server up at least this long (ms since it became healthy) so watchdog ticks land (default 0). */
@@ -144,8 +147,8 @@ async function apiView(url: string, sessionIds: readonly string[], withCounts: b
 class Companion {
   private constructor(private readonly child: ChildProcess) {}
 
-  static async start(dbPath: string, intervalMs: number, busyTimeoutMs: number): Promise<Companion> {
-    const child = forkTs("companion.ts", [dbPath, String(intervalMs), String(busyTimeoutMs)]);
+  static async start(dbPath: string, intervalMs: number, busyTimeoutMs: number, begin: "deferred" | "immediate"): Promise<Companion> {
+    const child = forkTs("companion.ts", [dbPath, String(intervalMs), String(busyTimeoutMs), begin]);
     await nextMessage(child, (m) => ((m as CompanionToParent).type === "ready" ? true : undefined), "companion start", 60_000);
     return new Companion(child);
   }
@@ -232,7 +235,12 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env });
     const serverStart = Date.now();
     if (opts.companion !== false) {
-      companion = await Companion.start(dbPath, opts.companion?.intervalMs ?? 20, opts.companion?.busyTimeoutMs ?? 1000);
+      companion = await Companion.start(
+        dbPath,
+        opts.companion?.intervalMs ?? 20,
+        opts.companion?.busyTimeoutMs ?? 1000,
+        opts.companion?.begin ?? "deferred",
+      );
     }
     const cfgBase = {
       port: monitor.port,
