@@ -2,7 +2,7 @@
 // with savepoints, for both drivers: the node:sqlite compat wrapper and better-sqlite3.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type CallExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
+import { type CallExpression, Node, type PropertyAccessExpression, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
@@ -179,7 +179,7 @@ function applyCompat(file: PatchFile): void {
   const begin = findOne(ID, file, beginExecAnchor(method));
   // The connection the wrapper runs on: `db` in `db.exec("BEGIN")`, resolved through a local
   // `const db = this._db;` when there is one (that is what upstream evaluates per call).
-  const receiver = (begin.getExpression() as import("ts-morph").PropertyAccessExpression).getExpression();
+  const receiver = (begin.getExpression() as PropertyAccessExpression).getExpression();
   let connection = receiver.getText();
   if (Node.isIdentifier(receiver)) {
     const local = method.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === receiver.getText());
@@ -233,7 +233,7 @@ function sharedConnectionAnchor() {
   return {
     shape: "top-level const db = new Database(…)",
     kind: SyntaxKind.VariableDeclaration,
-    match: (n: Node): n is import("ts-morph").VariableDeclaration => {
+    match: (n: Node): n is VariableDeclaration => {
       if (!Node.isVariableDeclaration(n) || n.getName() !== "db") return false;
       if (!Node.isSourceFile(n.getVariableStatement()?.getParent())) return false;
       const init = n.getInitializer();
