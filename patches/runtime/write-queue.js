@@ -150,7 +150,8 @@ function createWriteQueue(options) {
 
   const counters = {
     batches: 0, // committed event batches
-    events: 0, // events committed
+    events: 0, // events committed (run returned a result)
+    noops: 0, // items committed that wrote nothing (run returned null/undefined)
     transactions: 0, // committed transactions (batches + runExclusive)
     failedEvents: 0, // events rolled back to their savepoint (answered 500)
     retries: 0, // batch/exclusive attempts that could not begin or commit and were retried
@@ -347,7 +348,9 @@ function createWriteQueue(options) {
     for (const entry of ordered) {
       const outcome = outcomes.get(entry);
       if (outcome.ok) {
-        counters.events++;
+        // `run` returning null/undefined wrote nothing (e.g. an event without session_id, answered 400).
+        if (outcome.value === null || outcome.value === undefined) counters.noops++;
+        else counters.events++;
         committed.push([entry.item, outcome.value]);
         entry.resolve(outcome.value);
       } else {
