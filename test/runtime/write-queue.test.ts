@@ -450,10 +450,13 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
     const { db } = freshDb();
     const b = broadcaster();
     const seenInTx: boolean[] = [];
+    const postCommit: { item: string; inTx: boolean; answered: boolean }[] = [];
+    const answered = new Set<string>();
     const q = createWriteQueue({
       db,
       holdBroadcasts: b.holdBroadcasts,
       log: quiet,
+      afterCommit: (item: { v: string }, result: string) => postCommit.push({ item: `${item.v}=${result}`, inTx: db.inTransaction, answered: answered.has(item.v) }),
       run: (item: { v: string; fail?: boolean }) => {
         seenInTx.push(db.inTransaction);
         db.prepare("INSERT INTO t (v) VALUES (?)").run(item.v);
@@ -462,7 +465,15 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
         return item.v;
       },
     });
-    const settled = await Promise.allSettled([q.enqueue({ v: "a" }), q.enqueue({ v: "b", fail: true }), q.enqueue({ v: "c" })]);
+    const settled = await Promise.allSettled(
+      [{ v: "a" }, { v: "b", fail: true }, { v: "c" }].map((item) => q.enqueue(item).finally(() => answered.add(item.v))),
+    );
+    await new Promise((r) => setImmediate(r));
+    // post-commit work: only for committed items, outside the transaction, after their answers
+    expect(postCommit).toEqual([
+      { item: "a=a", inTx: false, answered: true },
+      { item: "c=c", inTx: false, answered: true },
+    ]);
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: "EVENT_FAILED", status: 500 });
     expect(seenInTx).toEqual([true, true, true]);
@@ -475,7 +486,15 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
 
   it("BEGIN IMMEDIATE blocked by another connection: retried with backoff, then 503; nothing resolved that is not stored", async () => {
     const { file, db } = freshDb();
-    const q = createWriteQueue({ db, retries: 2, backoffMs: 5, log: quiet, run: (v: string) => db.prepare("INSERT INTO t (v) VALUES (?)").run(v) });
+    const postCommit: string[] = [];
+    const q = createWriteQueue({
+      db,
+      retries: 2,
+      backoffMs: 5,
+      log: quiet,
+      afterCommit: (v: string) => postCommit.push(v),
+      run: (v: string) => db.prepare("INSERT INTO t (v) VALUES (?)").run(v),
+    });
     const other = openDatabase(file, { timeout: 50 });
     other.exec("BEGIN IMMEDIATE");
     const p = q.enqueue("x");
@@ -486,6 +505,8 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
     // released: the next one goes through
     await expect(q.enqueue("y")).resolves.toBeDefined();
     expect(db.prepare("SELECT v FROM t").all()).toEqual([{ v: "y" }]);
+    await new Promise((r) => setImmediate(r));
+    expect(postCommit).toEqual(["y"]); // never for the event that was not stored
     other.close();
     db.close();
   });
