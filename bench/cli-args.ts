@@ -30,9 +30,9 @@ Flags:
   --workers <n>            agent worker processes per phase (default 3)
   --big-every <n>          every n-th agent starts with a history transcript, 0 = none (default 4)
   --big-mb <mb>            size of those history transcripts (default 4; --quick: 2)
-  --companion-begin <m>    deferred (default) or immediate: how the second connection starts its
+  --companion-begin <m>    immediate (default) or deferred: how the second connection starts its
                            read-then-write transactions (deferred ones get SQLITE_BUSY without
-                           waiting whenever the server holds the write lock)
+                           waiting whenever any writer holds the lock; no server change can help)
   --upstream <src>         source to benchmark (overrides AGENT_MONITOR_UPSTREAM and the fixture)
   --out <dir>              results folder (default bench-results)
   --rebuild                pass --force to the build CLI for both trees
@@ -123,7 +123,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     workers: Math.floor(number("--workers", values.workers, 3, 1)),
     bigEvery: Math.floor(number("--big-every", values["big-every"], 4, 0)),
     bigMb: number("--big-mb", values["big-mb"], quick ? 2 : 4, 0.1),
-    companionBegin: values["companion-begin"] !== undefined ? list("--companion-begin", values["companion-begin"], ["deferred", "immediate"] as const)[0]! : "deferred",
+    companionBegin: values["companion-begin"] !== undefined ? list("--companion-begin", values["companion-begin"], ["deferred", "immediate"] as const)[0]! : "immediate",
     upstream: values.upstream ?? null,
     out: values.out ?? "bench-results",
     rebuild: values.rebuild ?? false,

@@ -1,5 +1,5 @@
 // A second process holding its own connection to the monitor's database, like a companion
-// sync service would: every ~20 ms a read-then-write transaction — BEGIN (deferred), SELECT
+// sync service would: every ~20 ms a read-then-write transaction — BEGIN IMMEDIATE (or deferred), SELECT
 // recent sessions, upsert them into a table of its own, COMMIT — with busy_timeout 1000 ms.
 // Every SQLITE_BUSY* it sees is counted. Runs on the machine's Node 20 with the root
 // better-sqlite3 (started by the bench as an IPC child).
@@ -9,12 +9,13 @@ import type { CompanionCounts, CompanionToParent, ParentToCompanion } from "./pr
 const dbPath = process.argv[2];
 const intervalMs = Number(process.argv[3] ?? 20);
 const busyTimeoutMs = Number(process.argv[4] ?? 1000);
-// "deferred" (default): the write lock is requested only at the first write, after the SELECT.
+// "immediate" (default) takes the lock at BEGIN, where busy_timeout applies: the way a writer
+// must open a read-then-write transaction (it is what patch immediate-transactions does).
+// "deferred": the write lock is requested only at the first write, after the SELECT.
 // In WAL mode SQLite then answers SQLITE_BUSY at once when another connection holds the write
 // lock (busy_timeout is not applied to a read transaction upgrading to write), and
-// SQLITE_BUSY_SNAPSHOT when a commit landed after the SELECT. "immediate" takes the lock at BEGIN,
-// where busy_timeout does apply.
-const beginMode = (process.argv[5] ?? "deferred") === "immediate" ? "IMMEDIATE" : "DEFERRED";
+// SQLITE_BUSY_SNAPSHOT when a commit landed after the SELECT.
+const beginMode = (process.argv[5] ?? "immediate") === "deferred" ? "DEFERRED" : "IMMEDIATE";
 
 /** Send a message; resolves once it is handed to the IPC channel (safe to exit after). */
 function reply(msg: CompanionToParent): Promise<void> {

@@ -46,9 +46,15 @@ export function lockHash(treeDir: string): string {
  * A tree outside the repository cannot reach the root's node_modules by walking up, so for
  * such a tree the root's node_modules directory is returned instead of null.
  */
-export async function ensureRuntimeDeps(treeDir: string, log: (line: string) => void = () => {}): Promise<string | null> {
+export async function ensureRuntimeDeps(
+  treeDir: string,
+  log: (line: string) => void = () => {},
+  opts: { dev?: boolean } = {},
+): Promise<string | null> {
+  // dev: also upstream's devDependencies (its own test suite needs them); always installed.
+  const dev = opts.dev ?? false;
   const names = runtimeDependencyNames(treeDir);
-  if (rootProvidesAll(names)) {
+  if (!dev && rootProvidesAll(names)) {
     const rel = path.relative(repoRoot, path.resolve(treeDir));
     const insideRepo = rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
     return insideRepo ? null : path.join(repoRoot, "node_modules");
@@ -59,7 +65,7 @@ export async function ensureRuntimeDeps(treeDir: string, log: (line: string) => 
       `${treeDir} needs runtime dependencies the repository root lacks (${names.join(", ")}) but has no package-lock.json to install them from`,
     );
   }
-  const hash = lockHash(treeDir);
+  const hash = lockHash(treeDir) + (dev ? "-dev" : "");
   const finalDir = path.join(runtimeDepsRoot, hash);
   const nodeModules = path.join(finalDir, "node_modules");
   if (existsSync(path.join(finalDir, DONE_MARKER))) return nodeModules;
@@ -75,7 +81,7 @@ export async function ensureRuntimeDeps(treeDir: string, log: (line: string) => 
   try {
     await execFileAsync(
       "npm",
-      ["ci", "--omit=dev", "--omit=optional", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+      ["ci", ...(dev ? [] : ["--omit=dev"]), "--omit=optional", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
       { cwd: staging, maxBuffer: 16 * 1024 * 1024 },
     );
   } catch (err) {

@@ -52,7 +52,7 @@ export interface WorkloadOptions {
   timeoutMs?: number;
   /**
    * Companion connection: poll interval, busy timeout and BEGIN mode (defaults 20 ms, 1000 ms,
-   * "deferred"); false disables it.
+   * "immediate"); false disables it.
    */
   companion?: false | { intervalMs?: number; busyTimeoutMs?: number; begin?: "deferred" | "immediate" };
   /** Ask GET /api/sessions/:id/stats for each session's hook-event count (the correctness test does). */
@@ -239,7 +239,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         dbPath,
         opts.companion?.intervalMs ?? 20,
         opts.companion?.busyTimeoutMs ?? 1000,
-        opts.companion?.begin ?? "deferred",
+        opts.companion?.begin ?? "immediate",
       );
     }
     const cfgBase = {

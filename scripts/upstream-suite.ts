@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ensureNode22 } from "./lib/node22.ts";
-import { ensureUpstreamDeps } from "./lib/upstream-deps.ts";
+import { ensureRuntimeDeps } from "../bench/runtime-deps.ts";
 import { repoRoot } from "./lib/paths.ts";
 
 export interface SuiteResult {
@@ -53,9 +53,9 @@ function runSuite(tree: string, node: string, modules: string): SuiteResult {
 }
 
 /** `upstreamDir`: a full checkout at the commit; `generatedDir`: the patched tree built from it. */
-export function compareSuites(upstreamDir: string, generatedDir: string): SuiteComparison {
+export async function compareSuites(upstreamDir: string, generatedDir: string): Promise<SuiteComparison> {
   const node = ensureNode22();
-  const modules = ensureUpstreamDeps(upstreamDir);
+  const modules = (await ensureRuntimeDeps(upstreamDir, () => {}, { dev: true }))!;
   const work = mkdtempSync(path.join(os.tmpdir(), "am-suite-"));
   try {
     const plain = path.join(work, "unpatched");
@@ -79,7 +79,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log("Usage: npx tsx scripts/upstream-suite.ts --upstream <checkout at the commit> --generated <patched tree>\nRuns upstream's server tests on both and lists tests whose outcome changed.");
     process.exit(values.help ? 0 : 1);
   }
-  const c = compareSuites(values.upstream, values.generated);
+  const c = await compareSuites(values.upstream, values.generated);
   const fmt = (s: SuiteResult) => `${s.counts.passed} passed, ${s.counts.failed} failed, ${s.counts.skipped} skipped`;
   console.log(`unpatched: ${fmt(c.unpatched)}\npatched:   ${fmt(c.patched)}`);
   for (const t of c.regressions) console.log(`REGRESSION ${t}`);

@@ -40,7 +40,7 @@ describe.each(trees())("bench workload on the patched %s", (_label, buildPatched
 
       expect.soft(result.integrity).toBe("ok");
 
-      // The second connection (deferred read-then-write every 20 ms) never got SQLITE_BUSY.
+      // The second connection (BEGIN IMMEDIATE read-then-write every 20 ms, busy_timeout 1000 ms) never got SQLITE_BUSY.
       expect(metrics.companionTransactions).toBeGreaterThan(0);
       expect.soft(metrics.companionBusy, `companion errors: ${JSON.stringify(metrics.companionBusyCodes)}`).toBe(0);
 

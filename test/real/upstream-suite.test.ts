@@ -6,7 +6,7 @@ import { buildReal, realUpstream, SKIP_REAL } from "../support/build-once.ts";
 describe.skipIf(!realUpstream)("upstream server test suite (real upstream, Node 22)", () => {
   it("no test that passes on the unpatched tree fails on the patched one", async () => {
     const built = await buildReal();
-    const c = compareSuites(built.upstream.dir, built.outDir);
+    const c = await compareSuites(built.upstream.dir, built.outDir);
     console.log(
       `upstream suite: unpatched ${JSON.stringify(c.unpatched.counts)}, patched ${JSON.stringify(c.patched.counts)}; ` +
         `fixed by the patches: ${c.fixed.length}`,
