@@ -27,6 +27,8 @@ export interface Patch {
   removeWhen: string;
   /** Upstream files the patch edits; each must be touched, or the build fails. */
   targets: string[];
+  /** Files edited when the upstream release has them (added upstream later); absent ones are reported, not failed. */
+  optionalTargets?: string[];
   /** New files the patch adds to the tree (path -> content). Declared, so the gate allows them. */
   adds?: Record<string, string>;
   /**

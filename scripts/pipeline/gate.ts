@@ -1,6 +1,6 @@
 // Step 4: prove the staged tree is what we meant to ship before it replaces the old one.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
 import { listFiles } from "../lib/hash.ts";
@@ -29,7 +29,8 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
   const notes: string[] = [];
 
   for (const patch of input.patches) {
-    for (const target of patch.targets) {
+    const present = (patch.optionalTargets ?? []).filter((f) => existsSync(path.join(input.dir, f)));
+    for (const target of [...patch.targets, ...present]) {
       let text: string;
       try {
         text = readFileSync(path.join(input.dir, target), "utf8");

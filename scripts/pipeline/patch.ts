@@ -7,7 +7,7 @@ import { Project, ScriptKind, type SourceFile } from "ts-morph";
 import type { Patch, PatchFile, VerifyFile } from "../../patches/define-patch.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
 
-export type PatchAction = "applied" | "already-applied" | "failed";
+export type PatchAction = "applied" | "already-applied" | "failed" | "absent";
 
 export interface PatchResult {
   patch: string;
@@ -53,7 +53,7 @@ export function verifyView(filePath: string, text: string): VerifyFile {
 }
 
 export interface TextPatchOutcome {
-  action: Exclude<PatchAction, "failed">;
+  action: "applied" | "already-applied";
   text: string;
   map: SourceMap | null;
 }
@@ -109,9 +109,14 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   const added = new Map<string, string>();
 
   for (const patch of patches) {
-    for (const target of patch.targets) {
+    const optional = new Set(patch.optionalTargets ?? []);
+    for (const target of [...patch.targets, ...optional]) {
       if (!current.has(target)) {
         const abs = path.join(root, target);
+        if (!existsSync(abs) && optional.has(target)) {
+          results.push({ patch: patch.id, file: target, action: "absent", additions: 0, deletions: 0 });
+          continue;
+        }
         if (!existsSync(abs)) {
           results.push(failure(patch, target, `[${patch.id}] ${target}: target file is missing from upstream. Moved or deleted upstream?`));
           continue;

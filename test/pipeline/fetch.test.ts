@@ -63,6 +63,13 @@ describe("fetch", () => {
     expect(() => fetchUpstream({ source: repo, ref: missing, pin: toyPin("6".repeat(40)), cacheDir: tmpCache() })).toThrow(`does not contain commit ${missing}`);
   });
 
+  it("a folder inside some other git checkout (like test/fixtures/upstream) is a plain directory", () => {
+    const repo = makeToyUpstream();
+    gitCommitAll(repo);
+    const inner = path.join(repo, "server");
+    expect(fetchUpstream({ source: inner, pin: toyPin("7".repeat(40)), cacheDir: tmpCache() })).toMatchObject({ kind: "directory", commit: null, dir: inner });
+  });
+
   it("takes a plain directory as is (no commit), and rejects --ref for it", () => {
     const dir = makeToyUpstream();
     expect(fetchUpstream({ source: dir, pin: toyPin("3".repeat(40)), cacheDir: tmpCache() })).toMatchObject({ kind: "directory", commit: null, dir });

@@ -78,3 +78,15 @@ describe("patch engine", () => {
     expect(out.results.find((r) => r.action === "failed")?.error).toContain("declared as a new file, but upstream already has it");
   });
 });
+
+describe("optional targets", () => {
+  it("edits an optional target when upstream has it and reports it absent otherwise", () => {
+    const opt = { ...toyPatch, adds: undefined, targets: [], optionalTargets: ["server/db.js"] };
+    const withFile = runPatches(makeToyUpstream(), [opt]);
+    expect(withFile.results.map((r) => r.action)).toEqual(["applied"]);
+    const dir = makeToyUpstream();
+    const without = runPatches(dir, [{ ...opt, optionalTargets: ["server/lib/added-later.js"] }]);
+    expect(without.ok).toBe(true);
+    expect(without.results).toMatchObject([{ file: "server/lib/added-later.js", action: "absent" }]);
+  });
+});
