@@ -13,16 +13,10 @@ export const ENV = "AGENT_MONITOR_BUSY_TIMEOUT_MS";
 export const RUNTIME_FILE = "server/patch-runtime/busy-timeout.js";
 const runtimeSource = readFileSync(new URL("./runtime/busy-timeout.js", import.meta.url), "utf8");
 
-/**
- * The files that open SQLite connections, in every release from v1.2.0 on. Not here:
- * server/lib/codex-ingest.js (v2.0.1+: a readonly better-sqlite3 connection to Codex's own state
- * DB). The engine fails a build whose target file is missing, and that file does not exist before
- * v2.0.0, so listing it would fail every v1.x release. better-sqlite3 itself gives that connection
- * a 5000 ms busy timeout in its constructor; only the environment override does not reach it.
- * apply/verify handle its shape (see the fixture case codex-readonly) once the engine can take a
- * target that only some releases have.
- */
+/** The files that open SQLite connections in every release from v1.2.0 on. */
 export const CONNECTION_FILES = ["server/compat-sqlite.js", "server/db.js", "scripts/clear-data.js"];
+/** Connection files only later releases have: server/lib/codex-ingest.js (v2.0.1+, a readonly connection to Codex's state DB). */
+export const LATER_CONNECTION_FILES = ["server/lib/codex-ingest.js"];
 
 type AnyFile = PatchFile | VerifyFile;
 
@@ -116,6 +110,7 @@ export default definePatch({
     "sets 5000 on the shared connection only after `journal_mode = WAL`, which can itself hit SQLITE_BUSY.",
   removeWhen: "Upstream sets busy_timeout on every connection as it opens (and makes it configurable).",
   targets: CONNECTION_FILES,
+  optionalTargets: LATER_CONNECTION_FILES,
   adds: { [RUNTIME_FILE]: runtimeSource },
   apply(file) {
     const sites = connectionSites(file);
@@ -138,7 +133,8 @@ export default definePatch({
   },
   verify(file) {
     const sites = connectionSites(file);
-    if (sites.length === 0) return ["no SQLite connection site new Database(…) / new DatabaseSync(…) found"];
+    // A later-release file may not open a connection yet (v2.0.0's codex-ingest.js): nothing to cover.
+    if (sites.length === 0) return LATER_CONNECTION_FILES.includes(file.path) ? [] : ["no SQLite connection site new Database(…) / new DatabaseSync(…) found"];
     const problems = sites
       .filter((s) => !s.exempt && !s.covered)
       .map((s) => `line ${s.line}: ${s.text} opens a connection without busy_timeout (expected withBusyTimeout(${s.text}))`);

@@ -2,23 +2,17 @@
 // when AGENT_MONITOR_UPSTREAM is set): every SQLite connection site in server/ and scripts/ is opened
 // through withBusyTimeout(new …), no fixed busy_timeout pragma is left to override it, and the gate
 // lists each site it checked.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Node, SyntaxKind } from "ts-morph";
 import { describe, expect, it } from "vitest";
-import { CONNECTION_FILES, connectionSites, fixedBusyTimeouts, RUNTIME_FILE } from "../../patches/busy-timeout.ts";
+import { CONNECTION_FILES, connectionSites, fixedBusyTimeouts, LATER_CONNECTION_FILES, RUNTIME_FILE } from "../../patches/busy-timeout.ts";
 import { listFiles } from "../../scripts/lib/hash.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { verifyView } from "../../scripts/pipeline/patch.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 
 const ID = "busy-timeout";
-/**
- * Connection sites the patch deliberately leaves alone, with the reason (see CONNECTION_FILES in
- * patches/busy-timeout.ts): codex-ingest's readonly better-sqlite3 connection gets better-sqlite3's
- * own 5000 ms default in its constructor, but not the environment override.
- */
-const NOT_TARGETED = new Map([["server/lib/codex-ingest.js", "readonly better-sqlite3 connection; file absent before v2.0.0"]]);
 
 function sitesOf(outDir: string) {
   const files = listFiles(outDir).filter((f) => /^(server|scripts)\//.test(f) && f.endsWith(".js") && !f.includes("__tests__/"));
@@ -37,7 +31,8 @@ describe.each(trees())("busy-timeout in the generated %s tree", (_label, buildTr
   it("applied to every connection file and added its runtime, byte for byte", async () => {
     const built = await buildTree();
     const mine = built.results.filter((r) => r.patch === ID).map((r) => [r.file, r.action]);
-    expect(mine).toEqual([...CONNECTION_FILES.map((f) => [f, "applied"]), [RUNTIME_FILE, "applied"]]);
+    const later = LATER_CONNECTION_FILES.map((f) => [f, existsSync(path.join(built.upstream.dir, f)) ? "applied" : "absent"]);
+    expect(mine).toEqual([...CONNECTION_FILES.map((f) => [f, "applied"]), ...later, [RUNTIME_FILE, "applied"]]);
     expect(readFileSync(path.join(built.outDir, RUNTIME_FILE), "utf8")).toBe(readFileSync(path.join(repoRoot, "patches/runtime/busy-timeout.js"), "utf8"));
   });
 
@@ -45,14 +40,11 @@ describe.each(trees())("busy-timeout in the generated %s tree", (_label, buildTr
     const built = await buildTree();
     const found = sitesOf(built.outDir).filter((x) => x.site);
     // at least the shared connection, the compat connection and clear-data's
-    expect(new Set(found.filter((x) => x.site!.covered).map((x) => x.file))).toEqual(new Set(CONNECTION_FILES));
-    const uncovered = found.filter((x) => !x.site!.covered && !x.site!.exempt && !NOT_TARGETED.has(x.file));
+    const laterPresent = LATER_CONNECTION_FILES.filter((f) => existsSync(path.join(built.outDir, f)));
+    expect(new Set(found.filter((x) => x.site!.covered).map((x) => x.file))).toEqual(new Set([...CONNECTION_FILES, ...laterPresent]));
+    const uncovered = found.filter((x) => !x.site!.covered && !x.site!.exempt);
     expect(uncovered.map((x) => `${x.file}:${x.site!.line} ${x.site!.text}`)).toEqual([]);
     for (const x of found.filter((y) => y.site!.exempt)) expect(x.site!.node.getArguments()[0].getText()).toMatch(/^["']:memory:["']$/);
-    // the one known exception stays what it was when it was judged harmless: readonly
-    for (const x of found.filter((y) => NOT_TARGETED.has(y.file) && !y.site!.covered)) {
-      expect(x.site!.node.getArguments()[1]?.getText() ?? "", `${x.file}:${x.site!.line}`).toMatch(/readonly:\s*true/);
-    }
   });
 
   it("the wrap is the connection expression itself: withBusyTimeout(new …) from the runtime, so nothing runs on it first", async () => {
@@ -80,7 +72,8 @@ describe.each(trees())("busy-timeout in the generated %s tree", (_label, buildTr
   it("the gate lists every connection site it checked, with file:line", async () => {
     const built = await buildTree();
     const notes = built.notes.filter((n) => n.startsWith(`[${ID}] `));
-    const expected = CONNECTION_FILES.flatMap((file) => {
+    const files = [...CONNECTION_FILES, ...LATER_CONNECTION_FILES.filter((f) => existsSync(path.join(built.outDir, f)))];
+    const expected = files.flatMap((file) => {
       const view = verifyView(file, readFileSync(path.join(built.outDir, file), "utf8"));
       return connectionSites(view).map((s) => `[${ID}] ${file}:${s.line} ${s.text}: ${s.exempt ? `exempt (${s.exempt})` : "busy_timeout set at open"}`);
     });
