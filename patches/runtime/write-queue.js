@@ -290,7 +290,7 @@ function createWriteQueue(options) {
     } else {
       log.error(`[write-queue] giving up on ${expired.length} item(s) after ${retries + 1} attempt(s): ${errorText(cause)}`);
     }
-    return { retry: expired.length < entries.length, attempts: maxAttempts };
+    return { retry: expired.length < entries.length, attempts: maxAttempts, unavailable: cause };
   }
 
   // ── one batch of events ───────────────────────────────────────────────────
@@ -459,8 +459,18 @@ function createWriteQueue(options) {
     immediate = null;
     timer = null;
     while (queue.length > 0) {
-      if (queue[0].kind === "exclusive") runExclusiveHead(true);
-      else runBatch(true);
+      const outcome = queue[0].kind === "exclusive" ? runExclusiveHead(true) : runBatch(true);
+      if (outcome.unavailable) {
+        // The database cannot be written now (each attempt already waited busy_timeout): do not
+        // block shutdown with one more wait per batch; everything left is answered 503.
+        const rest = queue;
+        queue = [];
+        queuedEvents = 0;
+        for (const e of rest) {
+          if (e.kind === "event") counters.unavailable++;
+          e.reject(unavailable(e.attempts + 1, outcome.unavailable));
+        }
+      }
     }
     notifyIdle();
   }

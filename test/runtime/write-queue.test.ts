@@ -561,4 +561,25 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
     await q.drain();
     db.close();
   });
+
+  it("close() while another connection holds the lock: one attempt, then everything left is answered 503", async () => {
+    const { file, db } = freshDb();
+    const begins: string[] = [];
+    // the real connection, with BEGINs counted
+    const counted = { exec: (sql: string) => (sql.startsWith("BEGIN") && begins.push(sql), db.exec(sql)), prepare: (sql: string) => db.prepare(sql), get inTransaction() { return db.inTransaction; } };
+    const q = createWriteQueue({ db: counted, maxBatch: 1, synchronousFull: false, log: quiet, run: (v: string) => db.prepare("INSERT INTO t (v) VALUES (?)").run(v) });
+    const other = openDatabase(file, { timeout: 50 });
+    other.exec("BEGIN IMMEDIATE");
+    const items = ["a", "b", "c"].map((v) => q.enqueue(v));
+    q.close();
+    other.exec("COMMIT");
+    other.close();
+    const settled = await Promise.allSettled(items);
+    expect(settled.map((s) => s.status)).toEqual(["rejected", "rejected", "rejected"]);
+    for (const s of settled) expect((s as PromiseRejectedResult).reason).toMatchObject({ code: "WRITE_UNAVAILABLE", status: 503 });
+    expect(begins).toEqual(["BEGIN IMMEDIATE"]); // not one busy wait per remaining batch
+    expect(db.prepare("SELECT count(*) AS n FROM t").get()).toEqual({ n: 0 });
+    expect(q.stats()).toMatchObject({ unavailable: 3, queued: 0 });
+    db.close();
+  });
 });
