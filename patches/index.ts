@@ -5,6 +5,7 @@ import busyTimeout from "./busy-timeout.ts";
 import turnDurationsOnce from "./turn-durations-once.ts";
 import transcriptOutsideLock from "./transcript-outside-lock.ts";
 import writeQueue from "./write-queue.ts";
+import atomicWatchdog from "./atomic-watchdog.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -12,4 +13,5 @@ export const patches: Patch[] = [
   turnDurationsOnce,
   transcriptOutsideLock,
   writeQueue,
+  atomicWatchdog,
 ];
