@@ -3,7 +3,7 @@
 // per event and answers each request only after COMMIT. Broadcasts are held until COMMIT (websocket.js),
 // post-commit work (alerts, subagent import, workflow ingest) runs only for persisted events, and
 // SIGTERM/SIGINT write what is queued before the server closes (index.js). The queue itself is our
-// own module, server/lib/write-queue.js (source: patches/runtime/write-queue.js).
+// own module, server/patch-runtime/write-queue.js (source: patches/runtime/write-queue.js).
 import { readFileSync } from "node:fs";
 import { type ArrowFunction, type Block, type CallExpression, type FunctionExpression, Node, type SourceFile, type Statement, SyntaxKind } from "ts-morph";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
@@ -14,7 +14,7 @@ const ID = "write-queue";
 const HOOKS = "server/routes/hooks.js";
 const WS = "server/websocket.js";
 const INDEX = "server/index.js";
-const QUEUE_FILE = "server/lib/write-queue.js";
+const QUEUE_FILE = "server/patch-runtime/write-queue.js";
 const STATS_PATH = "/write-queue/stats";
 const queueSource = readFileSync(new URL("./runtime/write-queue.js", import.meta.url), "utf8");
 
@@ -174,8 +174,8 @@ function applyHooks(file: PatchFile): void {
     m,
     "// Group commit: POST /event reads the transcript outside the lock and enqueues; a setImmediate drain",
     "// writes the queued events in one BEGIN IMMEDIATE transaction, a SAVEPOINT per event, and every",
-    "// request is answered only after COMMIT (200 = durable). See server/lib/write-queue.js.",
-    'const { createWriteQueue, limitsFromEnv, sendWriteQueueError } = require("../lib/write-queue");',
+    "// request is answered only after COMMIT (200 = durable). See server/patch-runtime/write-queue.js.",
+    'const { createWriteQueue, limitsFromEnv, sendWriteQueueError } = require("../patch-runtime/write-queue");',
     "const writeQueue = createWriteQueue({",
     `  db: ${dbName},`,
     "  run: (item) => processEventCore(item.hookType, item.data, item.transcriptData),",

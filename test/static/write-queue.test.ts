@@ -3,7 +3,7 @@
 // and enqueues; every answer after the enqueue sits in the promise continuation (after COMMIT); the
 // post-commit work left the handler for afterEventCommit; the queue writes through processEventCore
 // with broadcasts held; websocket.js can hold broadcasts; index.js drains the queue first on
-// SIGTERM/SIGINT; server/lib/write-queue.js is our runtime module, byte for byte.
+// SIGTERM/SIGINT; server/patch-runtime/write-queue.js is our runtime module, byte for byte.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type ArrowFunction, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
@@ -16,7 +16,7 @@ import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 const HOOKS = "server/routes/hooks.js";
 const WS = "server/websocket.js";
 const INDEX = "server/index.js";
-const QUEUE = "server/lib/write-queue.js";
+const QUEUE = "server/patch-runtime/write-queue.js";
 
 if (!realUpstream) console.info(`[write-queue static] ${SKIP_REAL}`);
 
@@ -36,7 +36,7 @@ function eventHandler(outDir: string): ArrowFunction | FunctionExpression {
 const callee = (c: import("ts-morph").CallExpression) => c.getExpression().getText().replace(/\s+/g, "");
 
 describe.each(trees())("write-queue in the generated %s tree", (_label, buildTree) => {
-  it("applied to hooks.js, websocket.js, index.js and added server/lib/write-queue.js (our runtime, unchanged)", async () => {
+  it("applied to hooks.js, websocket.js, index.js and added server/patch-runtime/write-queue.js (our runtime, unchanged)", async () => {
     const outcome = await buildTree();
     expect(outcome.results.filter((r) => r.patch === "write-queue").map((r) => [r.file, r.action])).toEqual([
       [HOOKS, "applied"],
