@@ -6,6 +6,7 @@ import turnDurationsOnce from "./turn-durations-once.ts";
 import transcriptOutsideLock from "./transcript-outside-lock.ts";
 import writeQueue from "./write-queue.ts";
 import atomicWatchdog from "./atomic-watchdog.ts";
+import sessionEndIsFinal from "./session-end-is-final.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -14,4 +15,5 @@ export const patches: Patch[] = [
   transcriptOutsideLock,
   writeQueue,
   atomicWatchdog,
+  sessionEndIsFinal,
 ];
