@@ -58,12 +58,14 @@ export async function runAgent(
     await sleep(cfg.thinkMs * (0.3 + 1.4 * rand()));
   };
 
-  const send = async (hookType: HookType, extra: Record<string, unknown> = {}): Promise<string | null> => {
+  const send = async (hookType: HookType, extra: Record<string, unknown> = {}, opts: { think?: boolean } = {}): Promise<string | null> => {
     if (elapsed() > cfg.hardStopMs) {
       aborted = true;
       return null;
     }
     const id = `${cfg.runTag}.${spec.index}.${seq++}`;
+    // sent_at_ms: the send-time stamp the generated hook client (patch session-end-is-final)
+    // adds; upstream's server ignores the extra field.
     const data = {
       session_id: spec.sessionId,
       transcript_path: spec.transcriptPath,
@@ -72,6 +74,7 @@ export async function runAgent(
       permission_mode: "default",
       ...extra,
       bench_event_id: id,
+      sent_at_ms: Date.now(),
     };
     const body = JSON.stringify({ hook_type: hookType, data });
     const t = elapsed();
@@ -80,13 +83,17 @@ export async function runAgent(
       record({ ...base, status: o.status, latencyMs: o.latencyMs, timedOut: o.timedOut, error: o.error, sendMs });
     sent++;
     if (cfg.mode === "fire-and-forget") {
-      const f = postFireAndForget(cfg.port, body, cfg.observeMs);
-      const s = await f.sent;
-      pending.push(f.answer.then((o) => rec(o, s.sendMs)));
+      const deliver = async () => {
+        if (cfg.deliveryJitterMs > 0) await sleep(rand() * cfg.deliveryJitterMs);
+        const f = postFireAndForget(cfg.port, body, cfg.observeMs);
+        const s = await f.sent;
+        await f.answer.then((o) => rec(o, s.sendMs));
+      };
+      pending.push(deliver());
     } else {
       rec(await postBlocking(cfg.port, body, cfg.timeoutMs));
     }
-    await think();
+    if (opts.think !== false) await think();
     return id;
   };
 
@@ -143,7 +150,9 @@ export async function runAgent(
     write(assistantTextLine(ctx, `Done with task ${turn + 1}.`));
     write(turnDurationLine(ctx, Math.max(1, Date.now() - turnStart)));
     turnsCompleted++;
-    await send("Stop", { stop_hook_active: false });
+    // The session's last Stop is followed at once by SessionEnd (the agent exits when done).
+    const last = !(elapsed() < cfg.durationMs && remaining() - 1 >= MIN_TURN_EVENTS - 1);
+    await send("Stop", { stop_hook_active: false }, { think: !last });
     turn++;
   }
   if (!aborted) sessionEndId = await send("SessionEnd", { reason: "exit" });

@@ -27,6 +27,8 @@ Flags:
                            to live >= 16 s under load, i.e. through one 15 s watchdog tick; --quick: 2)
   --events-per-agent <n>   cap on hook events per agent (default: none, phases are time-bound)
   --think-ms <ms>          mean think time between events, blocking/fire-and-forget (default 100)
+  --jitter-ms <ms>         fire-and-forget: each request reaches the server 0..ms after its send
+                           stamp, so one agent's requests can arrive out of order (default 50)
   --workers <n>            agent worker processes per phase (default 3)
   --big-every <n>          every n-th agent starts with a history transcript, 0 = none (default 4)
   --big-mb <mb>            size of those history transcripts (default 4; --quick: 2)
@@ -46,6 +48,7 @@ export interface BenchOptions {
   phaseSeconds: number;
   eventsPerAgent: number | null;
   thinkMs: number;
+  jitterMs: number;
   workers: number;
   bigEvery: number;
   bigMb: number;
@@ -92,6 +95,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         "phase-seconds": { type: "string" },
         "events-per-agent": { type: "string" },
         "think-ms": { type: "string" },
+        "jitter-ms": { type: "string" },
         workers: { type: "string" },
         "big-every": { type: "string" },
         "big-mb": { type: "string" },
@@ -120,6 +124,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     phaseSeconds: number("--phase-seconds", values["phase-seconds"], defaultPhase, 0.5),
     eventsPerAgent: values["events-per-agent"] !== undefined ? Math.floor(number("--events-per-agent", values["events-per-agent"], 0, 2)) : null,
     thinkMs: number("--think-ms", values["think-ms"], 100, 0),
+    jitterMs: number("--jitter-ms", values["jitter-ms"], 50, 0),
     workers: Math.floor(number("--workers", values.workers, 3, 1)),
     bigEvery: Math.floor(number("--big-every", values["big-every"], 4, 0)),
     bigMb: number("--big-mb", values["big-mb"], quick ? 2 : 4, 0.1),

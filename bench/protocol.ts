@@ -43,6 +43,12 @@ export interface WorkerConfig {
   timeoutMs: number;
   /** How long the fire-and-forget observer waits for an answer it does not need. */
   observeMs: number;
+  /**
+   * Fire-and-forget only: each request is written 0..deliveryJitterMs after it was stamped, the
+   * variable delay between a hook process stamping its event and its bytes reaching the server
+   * under load (separate processes, separate connections: nothing keeps them in order).
+   */
+  deliveryJitterMs: number;
   /** Prefix of every event id in this phase. */
   runTag: string;
 }

@@ -160,7 +160,7 @@ function markdown(report: BenchReport, svgName: string): string {
     `- server: Node ${report.environment.node22}; bench, workers and companion: Node ${report.environment.benchNode}; ${report.environment.cpus} CPU(s), ${report.environment.platform}`,
   );
   lines.push(
-    `- agents: ${o.agents.join(", ")}; modes: ${o.modes.join(", ")}; ${o.phaseSeconds} s per phase; think ${o.thinkMs} ms; ${o.workers} worker process(es); every ${o.bigEvery || "–"}th agent starts with a ${o.bigMb} MB transcript${o.eventsPerAgent ? `; at most ${o.eventsPerAgent} events per agent` : ""}`,
+    `- agents: ${o.agents.join(", ")}; modes: ${o.modes.join(", ")}; ${o.phaseSeconds} s per phase; think ${o.thinkMs} ms; fire-and-forget delivery jitter ${o.jitterMs} ms; ${o.workers} worker process(es); every ${o.bigEvery || "–"}th agent starts with a ${o.bigMb} MB transcript${o.eventsPerAgent ? `; at most ${o.eventsPerAgent} events per agent` : ""}`,
   );
   lines.push("", `![latency and throughput against N](${svgName})`, "");
   for (const mode of o.modes) {

@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
           durationMs: opts.phaseSeconds * 1000,
           eventsPerAgent: opts.eventsPerAgent ?? undefined,
           thinkMs: opts.thinkMs,
+          deliveryJitterMs: opts.jitterMs,
           workers: opts.workers,
           bigEvery: opts.bigEvery,
           bigBytes: Math.round(opts.bigMb * 1024 * 1024),

@@ -40,6 +40,8 @@ export interface WorkloadOptions {
   durationMs?: number;
   /** Mean think time between hook events in blocking / fire-and-forget mode (default 100 ms). */
   thinkMs?: number;
+  /** Fire-and-forget: write each request 0..this many ms after stamping it (default 50). */
+  deliveryJitterMs?: number;
   /** Worker processes hosting the agents (default 3, at most one per agent). */
   workers?: number;
   /** Every Nth agent (index 0, N, 2N, ...) starts with a multi-MB history transcript; 0 = none (default 4). */
@@ -249,6 +251,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       hardStopMs: durationMs + 30_000,
       timeoutMs: opts.timeoutMs ?? 3000,
       observeMs: 15_000,
+      deliveryJitterMs: opts.deliveryJitterMs ?? 50,
     };
     const raw: Array<{
       mode: Mode;
@@ -339,6 +342,8 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   } finally {
     companion?.kill();
     if (monitor) await monitor.kill();
-    rmSync(workDir, { recursive: true, force: true });
+    // AGENT_MONITOR_BENCH_KEEP=1 keeps the database and transcripts for a post-mortem.
+    if (process.env.AGENT_MONITOR_BENCH_KEEP) console.log(`kept ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
   }
 }

@@ -129,13 +129,17 @@ function ${N.sentAt}(data) {
 }
 
 // True when this event was sent before the session's latest recorded SessionEnd. A stamped
-// SessionEnd records its send time (the latest one wins). Runs inside the event's transaction.
+// SessionEnd records its send time (the latest one wins). Stamps have millisecond resolution, so
+// a tie counts as "before" unless the event is one that can resume a session (SessionEnd is the
+// last hook a session fires; only a new SessionStart or UserPromptSubmit comes after it).
+// Runs inside the event's transaction.
 function ${N.gate}(sessionId, hookType, data) {
   const sentAt = ${N.sentAt}(data);
   if (sentAt === null) return false;
   const row = sessionEndStatements().get.get(sessionId);
   const endedAt = row ? Number(row.sent_at_ms) : null;
-  if (endedAt !== null && sentAt < endedAt) return true;
+  const resumes = hookType === "SessionStart" || hookType === "UserPromptSubmit";
+  if (endedAt !== null && (sentAt < endedAt || (sentAt === endedAt && !resumes))) return true;
   if (hookType === "SessionEnd") sessionEndStatements().put.run(sessionId, sentAt);
   return false;
 }
