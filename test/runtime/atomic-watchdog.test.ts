@@ -5,23 +5,18 @@
 // observed, not assumed. A second session gets a hook written while the watchdog parses its
 // transcript; its decision must follow the state read inside the transaction.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { describe, expect, it } from "vitest";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
-import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { buildFixtureUnpatched, realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 import { monitorEnv } from "../support/monitor.ts";
+import { runtimeNodePath, useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[atomic-watchdog runtime] ${SKIP_REAL}`);
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { tempDir } = useRuntimeScratch();
 
 /** Runs inside the monitor tree (cwd) on Node 22. Prints one JSON line. */
 const CHILD = String.raw`
@@ -124,8 +119,7 @@ function transcript(file: string, errorAt: string): void {
 }
 
 async function runWatchdog(outcome: BuildOutcome): Promise<ChildOut> {
-  const work = mkdtempSync(path.join(os.tmpdir(), "aw-run-"));
-  dirs.push(work);
+  const work = tempDir("aw-run-");
   const errorAt = new Date(Date.now() - 20_000).toISOString();
   const sessions = [
     { id: ERRORED, transcript: path.join(work, `${ERRORED}.jsonl`), hookDuringRead: false },
@@ -135,7 +129,7 @@ async function runWatchdog(outcome: BuildOutcome): Promise<ChildOut> {
   const script = path.join(work, "watchdog-child.cjs");
   writeFileSync(script, CHILD);
   const dbPath = path.join(work, "monitor.db");
-  const nodePath = (await ensureRuntimeDeps(outcome.outDir)) ?? path.join(repoRoot, "node_modules");
+  const nodePath = await runtimeNodePath(outcome.outDir);
   const home = path.join(work, "home");
   const env = monitorEnv({ port: 0, dbPath, homeDir: home, extra: { NODE_PATH: nodePath } });
   const stdout = execFileSync(ensureNode22(), [script, JSON.stringify({ dbPath, cwd: work, sessions })], {

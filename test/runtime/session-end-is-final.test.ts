@@ -4,42 +4,20 @@
 // events that land in one write-queue batch are applied in send order; and the generated
 // hook-handler.js, run as a real child process with JSON on stdin, sends its stamp.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../bench/sqlite.ts";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
-import { repoRoot } from "../../scripts/lib/paths.ts";
-import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { monitorEnv, startMonitor, type Monitor } from "../support/monitor.ts";
+import { monitorEnv } from "../support/monitor.ts";
+import { runtimeNodePath, useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[session-end-is-final runtime] ${SKIP_REAL}`);
 
-const dirs: string[] = [];
-const monitors: Monitor[] = [];
-afterAll(async () => {
-  for (const m of monitors) await m.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-async function nodePathFor(outDir: string): Promise<string> {
-  return (await ensureRuntimeDeps(outDir)) ?? path.join(repoRoot, "node_modules");
-}
-
-async function start(outcome: BuildOutcome): Promise<Monitor> {
-  const m = await startMonitor({ treeDir: outcome.outDir, env: { NODE_PATH: await nodePathFor(outcome.outDir) } });
-  monitors.push(m);
-  return m;
-}
+// Monitors are stopped (SIGTERM) after the file's tests; each gets startMonitor's default database.
+const { tempDir, start } = useRuntimeScratch({ teardown: "stop" });
 
 interface EventRow {
   id: number;
@@ -65,7 +43,7 @@ const events = (dbPath: string, id: string) =>
 
 describe.each(trees())("session-end-is-final at runtime (%s)", (_label, buildTree) => {
   it("an event sent before the processed SessionEnd does not reopen the session; a later UserPromptSubmit does", async () => {
-    const m = await start(await buildTree());
+    const m = await start((await buildTree()).outDir);
     const id = "5e5e0000-0000-4000-8000-0000000000f1";
     const base = { session_id: id, cwd: os.tmpdir() };
     const t = Date.now();
@@ -103,7 +81,7 @@ describe.each(trees())("session-end-is-final at runtime (%s)", (_label, buildTre
   });
 
   it("unstamped events (older hook clients) keep upstream's behaviour: a late PreToolUse reactivates", async () => {
-    const m = await start(await buildTree());
+    const m = await start((await buildTree()).outDir);
     const id = "5e5e0000-0000-4000-8000-0000000000f2";
     const base = { session_id: id, cwd: os.tmpdir() };
     for (const [hook, extra] of [
@@ -156,7 +134,7 @@ send("SessionStart", 0, { source: "startup" }).then(() =>
 );
 `,
     );
-    const env = monitorEnv({ port: 0, dbPath, homeDir: path.join(work, "home"), extra: { NODE_PATH: await nodePathFor(outcome.outDir) } });
+    const env = monitorEnv({ port: 0, dbPath, homeDir: path.join(work, "home"), extra: { NODE_PATH: await runtimeNodePath(outcome.outDir) } });
     const out = execFileSync(ensureNode22(), [script, id], { cwd: outcome.outDir, env, encoding: "utf8", timeout: 60_000 });
     const result = JSON.parse(out.trim().split("\n").at(-1)!) as { answers: { status: number }[]; batches: number };
     expect(result.answers.map((a) => a.status)).toEqual([200, 200, 200]);
@@ -172,13 +150,13 @@ send("SessionStart", 0, { source: "startup" }).then(() =>
 
   it("the generated hook-handler.js (a real child process, JSON on stdin) sends data.sent_at_ms", async () => {
     const outcome = await buildTree();
-    const m = await start(outcome);
+    const m = await start(outcome.outDir);
     const id = "5e5e0000-0000-4000-8000-0000000000f4";
     const env = monitorEnv({
       port: m.port,
       dbPath: m.dbPath,
       homeDir: tempDir("seif-hook-home-"),
-      extra: { NODE_PATH: await nodePathFor(outcome.outDir), CLAUDE_DASHBOARD_PORT: String(m.port) },
+      extra: { NODE_PATH: await runtimeNodePath(outcome.outDir), CLAUDE_DASHBOARD_PORT: String(m.port) },
     });
     const before = Date.now();
     const code = await new Promise<number | null>((resolve, reject) => {

@@ -7,40 +7,26 @@
 // a read inside the transaction (as upstream does) would find no file and record nothing.
 // Lock-held times from the stats endpoint are printed for information, never asserted.
 import { randomUUID } from "node:crypto";
-import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync, unlinkSync } from "node:fs";
-import os from "node:os";
+import { createWriteStream, existsSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { once } from "node:events";
-import { afterAll, describe, expect, it } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../bench/sqlite.ts";
-import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { startMonitor, type Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../support/monitor.ts";
+import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[transcript-outside-lock runtime] ${SKIP_REAL}`);
 
-const cleanup: string[] = [];
-const monitors = new Set<Monitor>();
-afterAll(async () => {
-  for (const m of monitors) await m.kill();
-  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanup.push(dir);
-  return dir;
-}
+// Monitors a test did not stop itself are killed (SIGKILL) after the file's tests.
+const scratch = useRuntimeScratch({ teardown: "kill" });
+const { tempDir, forget } = scratch;
 
 async function start(outDir: string): Promise<Monitor> {
-  const nodePath = (await ensureRuntimeDeps(outDir)) ?? path.join(repoRoot, "node_modules");
   const dbPath = path.join(tempDir("tol-db-"), "monitor.db");
-  const env = { NODE_PATH: nodePath, AGENT_MONITOR_BUSY_TIMEOUT_MS: "200", AGENT_MONITOR_WRITE_BACKOFF_MS: "20", AGENT_MONITOR_WRITE_RETRIES: "500" };
-  const m = await startMonitor({ treeDir: outDir, dbPath, env });
-  monitors.add(m);
-  return m;
+  const env = { AGENT_MONITOR_BUSY_TIMEOUT_MS: "200", AGENT_MONITOR_WRITE_BACKOFF_MS: "20", AGENT_MONITOR_WRITE_RETRIES: "500" };
+  return scratch.start(outDir, { dbPath, env });
 }
 
 interface Tokens {
@@ -138,7 +124,7 @@ describe.each(trees())("transcript-outside-lock at runtime: %s", (_label, buildT
     const s = await m.get<Stats>("/api/hooks/write-queue/stats");
     console.info(`[transcript-outside-lock runtime] ${expected.lines} transcript lines (20 MB); lock held per transaction: p50 ${s.lockHeldMs.p50} ms, max ${s.lockHeldMs.max} ms (information only)`);
     await m.stop();
-    monitors.delete(m);
+    forget(m);
   });
 
   it("events without a readable transcript still commit (the pre-read yields nothing, the core copes)", async () => {
@@ -153,6 +139,6 @@ describe.each(trees())("transcript-outside-lock at runtime: %s", (_label, buildT
     expect(r2.status).toBe(200);
     expect(tokensOf(m.dbPath, session)).toEqual({ input: expected.input, output: expected.output, cacheRead: expected.cacheRead });
     await m.stop();
-    monitors.delete(m);
+    forget(m);
   });
 });

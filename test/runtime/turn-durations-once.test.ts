@@ -3,43 +3,23 @@
 // transcript's timestamps and turn_count K. A database filled by the unpatched monitor keeps
 // working (its duplicates are not multiplied further), and the optional cleanup SQL of
 // docs/turn-durations-cleanup.md removes them.
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../bench/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { buildFixture, buildFixtureUnpatched, buildReal, buildRealUnpatched, realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { startMonitor, type Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../support/monitor.ts";
+import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[turn-durations-once runtime] ${SKIP_REAL}`);
 
-const cleanup: string[] = [];
-const monitors: Monitor[] = [];
-afterAll(async () => {
-  for (const m of monitors) await m.stop();
-  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanup.push(dir);
-  return dir;
-}
-
-async function start(outDir: string, dbPath: string): Promise<Monitor> {
-  // A tree outside the repository does not see the root node_modules by itself.
-  const nodePath = (await ensureRuntimeDeps(outDir)) ?? path.join(repoRoot, "node_modules");
-  const m = await startMonitor({ treeDir: outDir, dbPath, env: { NODE_PATH: nodePath } });
-  monitors.push(m);
-  return m;
-}
+const { tempDir, start, forget } = useRuntimeScratch({ teardown: "stop" });
 
 async function stop(m: Monitor): Promise<void> {
   await m.stop();
-  monitors.splice(monitors.indexOf(m), 1);
+  forget(m);
 }
 
 /** A Claude Code transcript the test appends to as the "session" goes on (timestamps: real now). */
@@ -126,7 +106,7 @@ describe.each(trees())("turn-durations-once at runtime (%s)", (_label, buildTree
     const sessionId = "7d0e0000-0000-4000-8000-0000000000a1";
     const t = new Transcript(path.join(work, `${sessionId}.jsonl`));
     const base = { session_id: sessionId, cwd: work, transcript_path: t.file };
-    const m = await start(outcome.outDir, dbPath);
+    const m = await start(outcome.outDir, { dbPath });
 
     expect((await m.postEvent("SessionStart", { ...base, source: "startup" })).status).toBe(200);
     const K = 5;
@@ -173,7 +153,7 @@ describe.each(upgrades)("turn-durations-once on a database the unpatched %s moni
     const durations = [3000, 3000, 4500, 2500];
 
     // 1. the unpatched monitor: 3 turns, duplicates pile up
-    let m = await start(unpatched.outDir, dbPath);
+    let m = await start(unpatched.outDir, { dbPath });
     expect((await m.postEvent("SessionStart", { ...base, source: "startup" })).status).toBe(200);
     for (let i = 0; i < 3; i++) await turn(m, t, base, i, durations[i]);
     await stop(m);
@@ -182,7 +162,7 @@ describe.each(upgrades)("turn-durations-once on a database the unpatched %s moni
     expect((sessionMeta(dbPath, sessionId).turn_count as number) > 3).toBe(true);
 
     // 2. the patched monitor on the same database: one more turn, many hooks
-    m = await start(patched.outDir, dbPath);
+    m = await start(patched.outDir, { dbPath });
     await turn(m, t, base, 3, durations[3]);
     for (let i = 0; i < 3; i++) {
       expect((await m.postEvent("PostToolUse", { ...base, tool_name: "Read", tool_input: {}, tool_response: {} })).status).toBe(200);

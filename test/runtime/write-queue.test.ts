@@ -7,50 +7,35 @@
 // The last describe runs the queue module itself in this process on better-sqlite3 (the other
 // driver): savepoint isolation, PRAGMA synchronous, BUSY retries, runExclusive, shutdown flush.
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { describe, expect, it } from "vitest";
 import { openDatabase, type SqliteDatabase } from "../../bench/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { startMonitor, type Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../support/monitor.ts";
+import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[write-queue runtime] ${SKIP_REAL}`);
 
 const require = createRequire(import.meta.url);
 
-const cleanup: string[] = [];
-const monitors = new Set<Monitor>();
-afterAll(async () => {
-  for (const m of monitors) await m.kill();
-  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanup.push(dir);
-  return dir;
-}
+// Monitors a test did not stop itself are killed (SIGKILL) after the file's tests.
+const scratch = useRuntimeScratch({ teardown: "kill" });
+const { tempDir, forget } = scratch;
 
 /** Fast lock waits so held-lock tests do not take busy_timeout (5 s) per attempt. */
 const FAST = { AGENT_MONITOR_BUSY_TIMEOUT_MS: "200", AGENT_MONITOR_WRITE_BACKOFF_MS: "20", AGENT_MONITOR_WRITE_RETRIES: "200" };
 
 async function start(outDir: string, env: Record<string, string> = {}): Promise<Monitor> {
-  // A tree outside the repository does not see the root node_modules by itself.
-  const nodePath = (await ensureRuntimeDeps(outDir)) ?? path.join(repoRoot, "node_modules");
-  const dbPath = path.join(tempDir("wq-db-"), "monitor.db");
-  const m = await startMonitor({ treeDir: outDir, dbPath, env: { NODE_PATH: nodePath, ...env } });
-  monitors.add(m);
-  return m;
+  return scratch.start(outDir, { dbPath: path.join(tempDir("wq-db-"), "monitor.db"), env });
 }
 
 async function stop(m: Monitor, how: "stop" | "kill" = "stop"): Promise<void> {
   await (how === "stop" ? m.stop() : m.kill());
-  monitors.delete(m);
+  forget(m);
 }
 
 interface Stats {
