@@ -532,6 +532,31 @@ describe("write-queue module on better-sqlite3 (the other driver), in process", 
     db.close();
   });
 
+  it("group commit window: events arriving while the previous commit is fresh share the next transaction", async () => {
+    const { db } = freshDb();
+    const insert = (v: string) => db.prepare("INSERT INTO t (v) VALUES (?)").run(v) && v;
+    // A window far longer than this test's synchronous steps, so the grouping cannot depend on speed.
+    const windowed = createWriteQueue({ db, log: quiet, commitWindowMs: 60_000, run: insert });
+    await windowed.enqueue("first"); // idle queue: drains on its own, alone
+    expect(windowed.stats()).toMatchObject({ batches: 1, transactions: 1 });
+    const later = [windowed.enqueue("a"), windowed.enqueue("b")];
+    await new Promise((r) => setImmediate(r));
+    expect(windowed.stats().transactions).toBe(1); // held in the window, not committed one by one
+    windowed.enqueue("c");
+    windowed.close(); // shutdown does not wait for the window: writes all three now, in one transaction
+    await Promise.all(later);
+    expect(windowed.stats()).toMatchObject({ batches: 2, transactions: 2, events: 4 });
+
+    const { db: db2 } = freshDb();
+    const plain = createWriteQueue({ db: db2, log: quiet, commitWindowMs: 0, run: (v: string) => db2.prepare("INSERT INTO t (v) VALUES (?)").run(v) && v });
+    await plain.enqueue("first");
+    const next = [plain.enqueue("a"), plain.enqueue("b")];
+    await Promise.all(next);
+    expect(plain.stats()).toMatchObject({ batches: 2, transactions: 2, events: 3 });
+    db.close();
+    db2.close();
+  });
+
   it("maxQueue refuses with QUEUE_FULL; close() writes what is queued synchronously, then refuses", async () => {
     const { db } = freshDb();
     const q = createWriteQueue({ db, maxQueue: 2, log: quiet, run: (v: string) => db.prepare("INSERT INTO t (v) VALUES (?)").run(v) });
