@@ -80,6 +80,24 @@ describe.each(trees())("session-end-is-final at runtime (%s)", (_label, buildTre
     expect(agentStatus(m.dbPath, id).status).toBe("working");
   });
 
+  it("a Stop stamped in the same millisecond as the SessionEnd is late; a UserPromptSubmit in that millisecond resumes", async () => {
+    const m = await start((await buildTree()).outDir);
+    const id = "5e5e0000-0000-4000-8000-0000000000f3";
+    const base = { session_id: id, cwd: os.tmpdir() };
+    const t = Date.now();
+    for (const [hook, sent, extra] of [
+      ["SessionStart", t, { source: "startup" }],
+      ["SessionEnd", t + 5, { reason: "exit" }],
+      ["Stop", t + 5, {}],
+    ] as const) {
+      expect((await m.postEvent(hook, { ...base, ...extra, sent_at_ms: sent })).status).toBe(200);
+    }
+    expect(sessionStatus(m.dbPath, id)).toBe("completed");
+    expect(events(m.dbPath, id).at(-1)!.summary).toMatch(/^Late Stop/);
+    expect((await m.postEvent("UserPromptSubmit", { ...base, prompt: "again", sent_at_ms: t + 5 })).status).toBe(200);
+    expect(sessionStatus(m.dbPath, id)).toBe("active");
+  });
+
   it("unstamped events (older hook clients) keep upstream's behaviour: a late PreToolUse reactivates", async () => {
     const m = await start((await buildTree()).outDir);
     const id = "5e5e0000-0000-4000-8000-0000000000f2";
