@@ -42,7 +42,7 @@ interface Figure {
 }
 
 const FIGURES: Figure[] = [
-  { label: "events/s (200)", get: (m) => m.eventsPerSec, digits: 1 },
+  { label: "events/s", get: (m) => m.eventsPerSec, digits: 1 },
   { label: "latency p50 ms", get: (m) => m.latencyMs.p50, digits: 1 },
   { label: "latency p99 ms", get: (m) => m.latencyMs.p99, digits: 1 },
   { label: "latency max ms", get: (m) => m.latencyMs.max, digits: 0 },
@@ -188,8 +188,8 @@ function markdown(report: BenchReport, svgName: string): string {
     "## How to read this",
     "",
     "- One server per tree and N (fresh database); the modes run as consecutive phases against it, each phase with its own N sessions. Trees alternate per N.",
-    "- **latency**: blocking/saturation — until the status line arrived; a request the client gave up on at 3000 ms counts with its 3000 ms. fire-and-forget — the hook does not wait; the figure is when the server's answer was seen on the half-closed socket (no answer = *timeouts/no answer*).",
-    "- **events/s**: events answered 200 divided by the phase's wall time (think time included outside saturation).",
+    "- **events/s**: blocking/saturation — events answered 200 per second of the phase. fire-and-forget — events found in the database per second of sending (the client never reads an answer).",
+    "- **latency**: blocking/saturation — until the status line arrived; a request the client gave up on at 3000 ms counts with its 3000 ms. fire-and-forget — the hook does not wait; the figure is when the server's answer was seen on the half-closed socket, over the answers seen (no answer = *timeouts/no answer*: the patched server answers after COMMIT, usually after Node has closed the half-closed socket, so most answers are never seen there; whether the event arrived is *sent, not in DB*).",
     "- **200 but not in DB / sent, not in DB**: each event carries a unique `bench_event_id` in its data payload, looked up in `events.data` after the server stopped (database opened read-only).",
     "- **rows per hook event**: all events-table rows of the phase's sessions divided by hook events sent; server-generated rows (TurnDuration, …) add to it. **TurnDuration rows** should equal **turns** (the turn_duration lines in the transcripts, history included).",
     "- **active after End**: sessions whose SessionEnd was answered 200 but whose status is still `active` in the database at the end.",
