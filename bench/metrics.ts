@@ -119,7 +119,11 @@ export function summarizePhase(input: {
   const missingSent = events.filter((e) => !db.presentIds.has(e.id)).length;
   const sendTimes = events.filter((e) => e.sendMs !== undefined).map((e) => e.sendMs!);
 
-  const endAcked = new Set(ok.filter((e) => e.hookType === "SessionEnd").map((e) => e.sessionId));
+  // A SessionEnd counts as acknowledged when answered 200 or, for fire-and-forget (whose client
+  // never reads the answer), when it is in the database.
+  const endAcked = new Set(
+    events.filter((e) => e.hookType === "SessionEnd" && (e.status === 200 || (ff && db.presentIds.has(e.id)))).map((e) => e.sessionId),
+  );
   const endSent = new Set(events.filter((e) => e.hookType === "SessionEnd").map((e) => e.sessionId));
   let activeAfterEnd = 0;
   let notCompleted = 0;
