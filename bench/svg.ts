@@ -138,7 +138,7 @@ export function renderChart(rows: ChartRow[], ns: number[], subtitle: string): s
       panel({
         x0: PANEL_W + 10,
         y0,
-        title: `${row.mode}: throughput, events/s (200)`,
+        title: `${row.mode}: throughput, events/s (${row.mode === "fire-and-forget" ? "stored" : "answered 200"})`,
         ns,
         log: false,
         yLabel: "events/s",
