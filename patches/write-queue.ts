@@ -116,6 +116,7 @@ function applyHooks(file: PatchFile): void {
   if (!txOfCore) fail(file, "db.transaction(processEventCore) (from transcript-outside-lock)", 0, "cannot tell which connection the events are written through.");
   const dbName = (txOfCore.getExpression() as import("ts-morph").PropertyAccessExpression).getExpression().getText();
 
+  findOne(ID, file, callAnchor("router.post", "/event")); // exactly one, or the standard error with the nearest candidate
   const route = eventRoute(file);
   if (typeof route === "string") fail(file, 'router.post("/event", (req, res) => { … })', 0, `${route}.`);
   const { routeStatement, body, req, res } = route;

@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 import MagicString, { type SourceMap } from "magic-string";
 import { Project, ScriptKind, type SourceFile } from "ts-morph";
 import type { Patch, PatchFile, VerifyFile } from "../../patches/define-patch.ts";
@@ -134,7 +135,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         }
         results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text });
       } catch (err) {
-        results.push(failure(patch, target, (err as Error).message));
+        results.push(failure(patch, target, upstreamLines((err as Error).message, maps.get(target))));
       }
     }
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
@@ -164,6 +165,21 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
     }
   }
   return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok };
+}
+
+/**
+ * A patch sees the output of the patches before it, so the lines its errors name are lines of
+ * that intermediate text. Name upstream's line too, through the maps of the earlier edits.
+ */
+function upstreamLines(message: string, earlier: SourceMap[] | undefined): string {
+  if (!earlier?.length) return message;
+  const chain = earlier.slice().reverse();
+  const trace = new TraceMap(remapping(chain.map((m) => m.toString()), () => null) as never);
+  return message.replace(/\bline (\d+)(?!\s*\(upstream)/g, (whole, n: string) => {
+    const pos = originalPositionFor(trace, { line: Number(n), column: 0 });
+    if (pos.line === null) return `${whole} (a line an earlier patch added)`;
+    return pos.line === Number(n) ? whole : `${whole} (upstream line ${pos.line})`;
+  });
 }
 
 function failure(patch: Patch, file: string, error: string): PatchResult {

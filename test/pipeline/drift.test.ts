@@ -1,0 +1,43 @@
+// A commit where a patch target was removed upstream: the build names the patch, the file, the
+// shape it expected and the nearest candidate with its line, and the previous output stays.
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { patches } from "../../patches/index.ts";
+import { fixtureUpstreamDir } from "../../scripts/lib/paths.ts";
+import { build, BuildError, check } from "../../scripts/pipeline/build.ts";
+import { gitCommitAll } from "../support/toy.ts";
+
+describe("upstream drift on the fixture monitor", () => {
+  it("a renamed route fails the build precisely and leaves the previous tree in place", async () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), "am-drift-")), "agent-monitor");
+    const stamp = `${out}.stamp.json`;
+    await build({ upstream: fixtureUpstreamDir, out, stamp, patches });
+    const before = readFileSync(path.join(out, "server/routes/hooks.js"), "utf8");
+
+    const drifted = mkdtempSync(path.join(os.tmpdir(), "am-drifted-"));
+    cpSync(fixtureUpstreamDir, drifted, { recursive: true });
+    const hooks = path.join(drifted, "server/routes/hooks.js");
+    const text = readFileSync(hooks, "utf8");
+    expect(text).toContain('router.post("/event",');
+    writeFileSync(hooks, text.replace('router.post("/event",', 'router.post("/events",'));
+    const commit = gitCommitAll(drifted);
+    const line = text.slice(0, text.indexOf('router.post("/event",')).split("\n").length;
+
+    let err: unknown;
+    try {
+      await build({ upstream: drifted, ref: commit, out, stamp, patches, force: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BuildError);
+    const problems = (err as BuildError).problems.join("\n");
+    expect(problems).toContain('[write-queue] server/routes/hooks.js: expected 1 call router.post("/event", …) but found 0.');
+    // Earlier patches moved the route down; the message also names upstream's own line.
+    expect(problems).toMatch(new RegExp(`Nearest candidate: line \\d+ \\(upstream line ${line}\\): router\\.post\\("/events", \\(req, res\\) => \\{`));
+    expect(problems).toContain(`(upstream: ${commit.slice(0, 7)})`);
+    expect(readFileSync(path.join(out, "server/routes/hooks.js"), "utf8")).toBe(before);
+    expect(check({ out, stamp, upstream: fixtureUpstreamDir, patches }).ok).toBe(true);
+  });
+});
