@@ -90,7 +90,7 @@ describe.each(trees())("session-end-is-final in the generated %s tree", (_label,
     const sf = ast((await buildTree()).outDir, HOOKS);
     const gate = sf.getFunction("sentBeforeSessionEnd")!.getText();
     expect(gate).toContain('if (hookType === "SessionEnd") sessionEndStatements().put.run(sessionId, sentAt);');
-    expect(gate).toContain("if (endedAt !== null && sentAt < endedAt) return true;");
+    expect(gate).toContain("if (endedAt !== null && (sentAt < endedAt || (sentAt === endedAt && !resumes))) return true;");
     expect(sf.getText()).toContain("CREATE TABLE IF NOT EXISTS session_end_marks (session_id TEXT PRIMARY KEY, sent_at_ms REAL NOT NULL");
   });
 
