@@ -1,6 +1,7 @@
 // watchdogCheck: transcript reads and file-system calls first, then one IMMEDIATE transaction whose
 // decisions use state read inside it, with its broadcasts sent only after COMMIT.
 import { Node, SyntaxKind, type CallExpression, type ForOfStatement, type FunctionDeclaration, type Statement } from "ts-morph";
+import { indentOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, functionAnchor, variableAnchor, type Anchor } from "./lib/find.ts";
@@ -65,11 +66,6 @@ const staleLoop = (within: Node): Anchor<ForOfStatement> => ({
   within,
   match: (n): n is ForOfStatement => Node.isForOfStatement(n) && n.getExpression().getText() === "staleSessions",
 });
-
-function indentOf(text: string, node: Node): string {
-  const lineStart = text.lastIndexOf("\n", node.getStart() - 1) + 1;
-  return /^[ \t]*/.exec(text.slice(lineStart))![0];
-}
 
 function fail(file: PatchFile, expected: string, detail: string): never {
   throw new PatchTargetError(ID, file.path, expected, 0, detail);

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type CallExpression, Node, type PropertyAccessExpression, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
+import { indentAt } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
@@ -165,11 +166,6 @@ function requirePath(fromFile: string): string {
 }
 
 /** The indentation of the line `pos` is on. */
-function indentAt(text: string, pos: number): string {
-  const lineStart = text.lastIndexOf("\n", pos - 1) + 1;
-  return /^[ \t]*/.exec(text.slice(lineStart))![0];
-}
-
 function applyCompat(file: PatchFile): void {
   const method = findOne(ID, file, methodAnchor("transaction"));
   const params = method.getParameters();

@@ -2,6 +2,7 @@
 // client stamps each event with its send time, the write queue applies a batch's events per session
 // in send order, and the server remembers each SessionEnd's send time.
 import { Node, SyntaxKind, type FunctionDeclaration, type IfStatement, type ObjectLiteralExpression, type SwitchStatement, type VariableDeclaration } from "ts-morph";
+import { indentOf, topLevelFunction as topLevelFunctionOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
@@ -25,17 +26,11 @@ const N = SESSION_END_NAMES;
 
 type AnyFile = PatchFile | VerifyFile;
 
-function indentOf(text: string, node: Node): string {
-  const lineStart = text.lastIndexOf("\n", node.getStart() - 1) + 1;
-  return /^[ \t]*/.exec(text.slice(lineStart))![0];
-}
-
 function fail(file: AnyFile, expected: string, detail: string): never {
   throw new PatchTargetError(ID, file.path, expected, 0, detail);
 }
 
-const topLevelFunction = (file: AnyFile, name: string) =>
-  file.ast.getStatements().find((s): s is FunctionDeclaration => Node.isFunctionDeclaration(s) && s.getName() === name);
+const topLevelFunction = (file: AnyFile, name: string) => topLevelFunctionOf(file.ast, name);
 
 // ── scripts/hook-handler.js ──────────────────────────────────────────────────
 

@@ -5,7 +5,8 @@
 // verify walks the call graph from processEventCore through the module's own functions and names
 // the chain to any transcript read or synchronous file I/O it can still reach.
 import { isBuiltin } from "node:module";
-import { type ArrowFunction, type Block, type CallExpression, type FunctionExpression, Node, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
+import { type Block, type CallExpression, Node, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
+import { type FnLike, topLevelFunction } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findOne, frame, stringValue, variableAnchor } from "./lib/find.ts";
@@ -20,8 +21,6 @@ const SHAPE = "const processEvent = db.transaction((hookType, data) => { … })"
 
 /** transcriptCache methods that only touch memory (allowed under the lock). */
 const IN_MEMORY_CACHE_METHODS = new Set(["invalidate", "clear", "stats"]);
-
-type FnLike = ArrowFunction | FunctionExpression;
 
 function fail(file: PatchFile, expected: string, found: number, detail: string): never {
   throw new PatchTargetError(ID, file.path, expected, found, detail);
@@ -286,10 +285,6 @@ export function analyzeLockHeld(sf: SourceFile, root = CORE): LockAnalysis {
 
 export function describeFinding(f: LockFinding): string {
   return `under the write lock: ${f.chain.join(" → ")} does ${f.what} (line ${f.line})`;
-}
-
-function topLevelFunction(sf: SourceFile, name: string) {
-  return sf.getStatements().find((s) => Node.isFunctionDeclaration(s) && s.getName() === name);
 }
 
 function verify(file: VerifyFile): string[] {

@@ -1,6 +1,7 @@
 // Record each transcript turn_duration exactly once, and derive turn_count / total_turn_duration_ms
 // from the transcript instead of adding them up on every hook.
-import { Node, SyntaxKind, type BinaryExpression, type ForOfStatement, type SourceFile } from "ts-morph";
+import { Node, SyntaxKind, type BinaryExpression, type ForOfStatement } from "ts-morph";
+import { indentOf, topLevelFunction } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { callAnchor, findAll, findOne, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
 import { PatchTargetError } from "./lib/errors.ts";
@@ -83,11 +84,6 @@ function assignmentTo(target: string): Anchor<BinaryExpression> {
 }
 
 /** Leading whitespace of the line `node` starts on. */
-function indentOf(text: string, node: Node): string {
-  const lineStart = text.lastIndexOf("\n", node.getStart() - 1) + 1;
-  return /^[ \t]*/.exec(text.slice(lineStart))![0];
-}
-
 /** True when `expr` mentions `target` (e.g. `(meta.turn_count || 0) + …` mentions meta.turn_count). */
 function mentions(expr: Node, target: string): boolean {
   return expr.getDescendantsOfKind(SyntaxKind.PropertyAccessExpression).some((p) => p.getText() === target);
@@ -149,10 +145,6 @@ function apply(file: PatchFile): void {
   // 5. turn_count / total derived from the transcript's full list (idempotent)
   deriveInsteadOfAccumulate(file, "meta.turn_count", "from the transcript, not added per hook");
   deriveInsteadOfAccumulate(file, "meta.total_turn_duration_ms", "from the transcript, not added per hook");
-}
-
-function topLevelFunction(ast: SourceFile, name: string): boolean {
-  return ast.getStatements().some((s) => Node.isFunctionDeclaration(s) && s.getName() === name);
 }
 
 function verify(file: VerifyFile): string[] {

@@ -5,7 +5,8 @@
 // SIGTERM/SIGINT write what is queued before the server closes (index.js). The queue itself is our
 // own module, server/patch-runtime/write-queue.js (source: patches/runtime/write-queue.js).
 import { readFileSync } from "node:fs";
-import { type ArrowFunction, type Block, type CallExpression, type FunctionExpression, Node, type SourceFile, type Statement, SyntaxKind } from "ts-morph";
+import { type Block, type CallExpression, Node, type Statement, SyntaxKind } from "ts-morph";
+import { type FnLike, indentOf, isFnLike, topLevelFunction, topLevelNames } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findAll, findOne, frame, functionAnchor, variableAnchor } from "./lib/find.ts";
@@ -18,41 +19,12 @@ const QUEUE_FILE = "server/patch-runtime/write-queue.js";
 const STATS_PATH = "/write-queue/stats";
 const queueSource = readFileSync(new URL("./runtime/write-queue.js", import.meta.url), "utf8");
 
-type FnLike = ArrowFunction | FunctionExpression;
-
 function fail(file: PatchFile, expected: string, found: number, detail: string): never {
   throw new PatchTargetError(ID, file.path, expected, found, detail);
 }
 
-function isFnLike(n: Node | undefined): n is FnLike {
-  return !!n && (Node.isArrowFunction(n) || Node.isFunctionExpression(n));
-}
 
-function topLevelNames(sf: SourceFile): Set<string> {
-  const names = new Set<string>();
-  for (const st of sf.getStatements()) {
-    if (Node.isFunctionDeclaration(st) && st.getName()) names.add(st.getName()!);
-    if (Node.isVariableStatement(st)) {
-      for (const d of st.getDeclarations()) {
-        const n = d.getNameNode();
-        if (Node.isIdentifier(n)) names.add(n.getText());
-        else n.getDescendantsOfKind(SyntaxKind.BindingElement).forEach((b) => names.add(b.getName()));
-      }
-    }
-  }
-  return names;
-}
 
-function topLevelFunction(sf: SourceFile, name: string) {
-  return sf.getStatements().find((s) => Node.isFunctionDeclaration(s) && s.getName() === name);
-}
-
-/** Leading whitespace of the line `node` starts on. */
-function indentOf(file: { text: string }, node: Node): string {
-  const start = node.getStart();
-  const lineStart = file.text.lastIndexOf("\n", start - 1) + 1;
-  return /^[ \t]*/.exec(file.text.slice(lineStart, start))![0];
-}
 
 /** Names a statement declares (identifiers and destructured bindings). */
 function declaredBy(st: Statement): string[] {
@@ -167,7 +139,7 @@ function applyHooks(file: PatchFile): void {
   }
 
   const m = marker(ID);
-  const ind = indentOf(file, writeStmt);
+  const ind = indentOf(file.text, writeStmt);
   const afterCommitOption = post.length > 0
     ? ["  afterCommit: (item, result) => {", "    if (result) afterEventCommit(item.hookType, item.data, result);", "  },"]
     : [];
@@ -387,7 +359,7 @@ function applyIndex(file: PatchFile): void {
     fail(file, SHUTDOWN_SHAPE, 0, `${body}; upstream changed its shutdown path, so queued events would not be written on SIGTERM/SIGINT.`);
   }
   const first = body.getStatements()[0];
-  const ind = first ? indentOf(file, first) : `${indentOf(file, body)}  `;
+  const ind = first ? indentOf(file.text, first) : `${indentOf(file.text, body)}  `;
   const m = marker(ID);
   file.edit.appendLeft(
     body.getStart() + 1,

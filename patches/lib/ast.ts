@@ -1,0 +1,40 @@
+// Small AST helpers the patches share (locating only; edits go through magic-string).
+import { type ArrowFunction, type FunctionDeclaration, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
+
+export type FnLike = ArrowFunction | FunctionExpression;
+
+export function isFnLike(n: Node | undefined): n is FnLike {
+  return !!n && (Node.isArrowFunction(n) || Node.isFunctionExpression(n));
+}
+
+/** The module-level `function name(…) {…}`, if any. */
+export function topLevelFunction(sf: SourceFile, name: string): FunctionDeclaration | undefined {
+  return sf.getStatements().find((s): s is FunctionDeclaration => Node.isFunctionDeclaration(s) && s.getName() === name);
+}
+
+/** Names declared at module level (functions, variables, destructured bindings). */
+export function topLevelNames(sf: SourceFile): Set<string> {
+  const names = new Set<string>();
+  for (const st of sf.getStatements()) {
+    if (Node.isFunctionDeclaration(st) && st.getName()) names.add(st.getName()!);
+    if (Node.isVariableStatement(st)) {
+      for (const d of st.getDeclarations()) {
+        const n = d.getNameNode();
+        if (Node.isIdentifier(n)) names.add(n.getText());
+        else n.getDescendantsOfKind(SyntaxKind.BindingElement).forEach((b) => names.add(b.getName()));
+      }
+    }
+  }
+  return names;
+}
+
+/** Leading whitespace of the line that `pos` is on. */
+export function indentAt(text: string, pos: number): string {
+  const lineStart = text.lastIndexOf("\n", pos - 1) + 1;
+  return /^[ \t]*/.exec(text.slice(lineStart))![0];
+}
+
+/** Leading whitespace of the line `node` starts on. */
+export function indentOf(text: string, node: Node): string {
+  return indentAt(text, node.getStart());
+}
