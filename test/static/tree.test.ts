@@ -34,6 +34,14 @@ describe.each(trees())("generated tree: %s", (_label, buildTree) => {
     expect(new Set(again.results.filter((r) => r.action !== "absent").map((r) => r.action))).toEqual(new Set(patches.length ? ["already-applied"] : []));
   });
 
+  it("writes the review report: each patch's diff, then each multiply-patched file against upstream", async () => {
+    const built = await buildTree();
+    const report = readFileSync(`${built.outDir}.patches.diff`, "utf8");
+    for (const r of built.results.filter((x) => x.action === "applied")) expect(report).toContain(`# ${r.patch}: ${r.file} (+${r.additions} -${r.deletions})`);
+    const onHooks = patches.filter((p) => p.targets.includes("server/routes/hooks.js")).map((p) => p.id);
+    expect(report).toContain(`# all patches (${onHooks.join(", ")}): server/routes/hooks.js against upstream`);
+  });
+
   it("marks each patch's edits and writes a source map back to upstream for each patched file", async () => {
     const built = await buildTree();
     for (const p of patches) {
