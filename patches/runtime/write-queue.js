@@ -495,7 +495,7 @@ function createWriteQueue(options) {
       queued: queuedEvents,
       pending: queue.length,
       closed,
-      limits: { maxBatch, maxQueue, retries, backoffMs },
+      limits: { maxBatch, maxQueue, retries, backoffMs, commitWindowMs },
       lockHeldMs: {
         p50: round(percentile(sorted, 50)),
         p99: round(percentile(sorted, 99)),
