@@ -5,6 +5,7 @@ import busyTimeout from "./busy-timeout.ts";
 import turnDurationsOnce from "./turn-durations-once.ts";
 import transcriptOutsideLock from "./transcript-outside-lock.ts";
 import writeQueue from "./write-queue.ts";
+import parseTranscriptsOffLoop from "./parse-transcripts-off-loop.ts";
 import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
 
@@ -14,6 +15,7 @@ export const patches: Patch[] = [
   turnDurationsOnce,
   transcriptOutsideLock,
   writeQueue,
+  parseTranscriptsOffLoop,
   atomicWatchdog,
   sessionEndIsFinal,
 ];
