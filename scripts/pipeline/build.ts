@@ -7,7 +7,7 @@ import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin } from "../lib/pin.ts";
-import { describeUpstream, type FetchedUpstream, fetchUpstream } from "./fetch.ts";
+import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
 import { assertGeneratedTree } from "./gate.ts";
 import { MATERIALIZED_ENTRIES, materialize } from "./materialize.ts";
 import { type PatchResult, runPatches } from "./patch.ts";
@@ -187,7 +187,7 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
   const pin = opts.pin ?? readPin();
   const outDir = path.resolve(opts.out ?? defaultOutDir);
   const source = opts.upstream || process.env.AGENT_MONITOR_UPSTREAM;
-  const isDir = !!source && existsSync(source) && !existsSync(path.join(source, ".git")) && !existsSync(path.join(source, "HEAD"));
+  const isDir = !!source && !isUrl(source) && existsSync(source) && !isGitRepo(source);
   const stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, isDir));
   const stamp = readStamp(stampFile);
   if (!stamp) return { ok: false, problems: [`${path.relative(repoRoot, stampFile)} is missing or unreadable; run the build first`], stampFile };

@@ -38,12 +38,12 @@ export function resolveSource(req: Pick<FetchRequest, "source" | "pin">): string
   return req.source || process.env[UPSTREAM_ENV] || req.pin.repository;
 }
 
-function isUrl(s: string): boolean {
+export function isUrl(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^[^/]+@[^/]+:/.test(s);
 }
 
 /** True when `dir` itself is a clone's top level or a bare repository, not merely inside one. */
-function isGitRepo(dir: string): boolean {
+export function isGitRepo(dir: string): boolean {
   const ask = (...args: string[]) => spawnSync("git", ["-C", dir, "rev-parse", ...args], { encoding: "utf8" });
   const bare = ask("--is-bare-repository");
   if (bare.status !== 0) return false;
