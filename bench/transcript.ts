@@ -98,20 +98,7 @@ export function assistantToolUseLine(
   const content: unknown[] = [];
   if (withThinking) content.push({ type: "thinking", thinking: filler(ctx.rand, 200), signature: "sig" });
   content.push({ type: "tool_use", id: toolUseId, name: toolName, input });
-  return JSON.stringify({
-    ...base(ctx, "assistant"),
-    message: {
-      id: `msg_${randomUUID().replace(/-/g, "").slice(0, 24)}`,
-      type: "message",
-      role: "assistant",
-      model: ctx.model,
-      content,
-      stop_reason: "tool_use",
-      stop_sequence: null,
-      usage: usage(ctx.rand, 40 + Math.floor(ctx.rand() * 400)),
-    },
-    requestId: `req_${randomUUID().replace(/-/g, "").slice(0, 24)}`,
-  });
+  return assistantLine(ctx, content, "tool_use", 40 + Math.floor(ctx.rand() * 400));
 }
 
 export function toolResultLine(ctx: TranscriptContext, toolUseId: string, outputBytes: number): string {
@@ -124,6 +111,11 @@ export function toolResultLine(ctx: TranscriptContext, toolUseId: string, output
 }
 
 export function assistantTextLine(ctx: TranscriptContext, text: string): string {
+  return assistantLine(ctx, [{ type: "text", text }], "end_turn", 100 + Math.floor(ctx.rand() * 900));
+}
+
+/** An assistant message line as Claude Code writes it, with a `message.usage` block. */
+function assistantLine(ctx: TranscriptContext, content: unknown[], stopReason: string, outputTokens: number): string {
   return JSON.stringify({
     ...base(ctx, "assistant"),
     message: {
@@ -131,10 +123,10 @@ export function assistantTextLine(ctx: TranscriptContext, text: string): string 
       type: "message",
       role: "assistant",
       model: ctx.model,
-      content: [{ type: "text", text }],
-      stop_reason: "end_turn",
+      content,
+      stop_reason: stopReason,
       stop_sequence: null,
-      usage: usage(ctx.rand, 100 + Math.floor(ctx.rand() * 900)),
+      usage: usage(ctx.rand, outputTokens),
     },
     requestId: `req_${randomUUID().replace(/-/g, "").slice(0, 24)}`,
   });
