@@ -41,9 +41,17 @@ export function ensureNode22(log: (line: string) => void = () => {}): string {
   return bundledBinary;
 }
 
+const majors = new Map<string, number>();
+
+/** Major version of a Node binary (asked once per binary per process). */
 export function nodeMajor(binary: string): number {
-  const v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
-  return Number(v.split(".")[0]);
+  let major = majors.get(binary);
+  if (major === undefined) {
+    const v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+    major = Number(v.split(".")[0]);
+    majors.set(binary, major);
+  }
+  return major;
 }
 
 function assertMajorAtLeast(binary: string, major: number): void {

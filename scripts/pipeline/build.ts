@@ -164,16 +164,8 @@ function recoverInterruptedSwap(outDir: string): void {
   if (existsSync(outDir)) return;
   const parent = path.dirname(outDir);
   const prefix = `${path.basename(outDir)}.old-`;
-  const leftover = listDirs(parent).find((d) => d.startsWith(prefix));
+  const leftover = readdirSync(parent).find((d) => d.startsWith(prefix)); // parent exists: build() made it
   if (leftover) renameSync(path.join(parent, leftover), outDir);
-}
-
-function listDirs(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 export interface CheckOutcome {
