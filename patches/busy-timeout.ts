@@ -2,10 +2,10 @@
 // 5000 ms, or AGENT_MONITOR_BUSY_TIMEOUT_MS.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type CallExpression, Node, type NewExpression, SyntaxKind } from "ts-morph";
-import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
+import { type CallExpression, Node, SyntaxKind } from "ts-morph";
+import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
-import { stringValue } from "./lib/find.ts";
+import { type ConnectionSite, connectionSites as sqliteSites, MAY_OPEN_CONNECTION, sqlLiteral, sqlText } from "./lib/sqlite.ts";
 
 const ID = "busy-timeout";
 export const ENV = "AGENT_MONITOR_BUSY_TIMEOUT_MS";
@@ -13,85 +13,59 @@ export const ENV = "AGENT_MONITOR_BUSY_TIMEOUT_MS";
 export const RUNTIME_FILE = "server/patch-runtime/busy-timeout.js";
 const runtimeSource = readFileSync(new URL("./runtime/busy-timeout.js", import.meta.url), "utf8");
 
-/** The files that open SQLite connections in every release from v1.2.0 on. */
+/** The files that open SQLite connections in every release from v1.2.0 on (any other file that opens one is found by discover()). */
 export const CONNECTION_FILES = ["server/compat-sqlite.js", "server/db.js", "scripts/clear-data.js"];
 /** Connection files only later releases have: server/lib/codex-ingest.js (v2.0.1+, a readonly connection to Codex's state DB). */
 export const LATER_CONNECTION_FILES = ["server/lib/codex-ingest.js"];
 
 type AnyFile = PatchFile | VerifyFile;
 
-export interface ConnectionSite {
-  node: NewExpression;
-  /** 1-based line in the file. */
-  line: number;
-  /** `new Database(DB_PATH)` as written (first line). */
-  text: string;
+export interface BusySite extends ConnectionSite {
   /** Why the site needs no busy_timeout, or null. */
   exempt: string | null;
   /** Wrapped as withBusyTimeout(new …). */
   covered: boolean;
 }
 
-const SQLITE_MODULE = /^(better-sqlite3|node:sqlite)$|(^|\/)compat-sqlite(\.js)?$/;
-
-/** Names a connection constructor can have here: Database, DatabaseSync, and anything bound to require(<sqlite module>). */
-function constructorNames(file: AnyFile): Set<string> {
-  const names = new Set(["Database", "DatabaseSync"]);
-  const isSqliteRequire = (n: Node | undefined): boolean =>
-    !!n && Node.isCallExpression(n) && n.getExpression().getText() === "require" && SQLITE_MODULE.test(stringValue(n.getArguments()[0]) ?? "");
-  for (const d of file.ast.getDescendantsOfKind(SyntaxKind.VariableDeclaration)) {
-    if (isSqliteRequire(d.getInitializer()) && Node.isIdentifier(d.getNameNode())) names.add(d.getName());
-  }
-  for (const b of file.ast.getDescendantsOfKind(SyntaxKind.BinaryExpression)) {
-    if (b.getOperatorToken().getKind() === SyntaxKind.EqualsToken && isSqliteRequire(b.getRight()) && Node.isIdentifier(b.getLeft())) names.add(b.getLeft().getText());
-  }
-  return names;
+/** Every SQLite connection the file opens (any driver, any alias; patches/lib/sqlite.ts), with its busy_timeout status. */
+export function connectionSites(file: AnyFile): BusySite[] {
+  return sqliteSites(file).map((s) => ({
+    ...s,
+    exempt: s.memory ? "in-memory probe: no file, no other connection to wait for" : null,
+    covered: s.wrappers.has("withBusyTimeout"),
+  }));
 }
 
-/** `require("…/patch-runtime/busy-timeout").withBusyTimeout(…)` or a bare `withBusyTimeout(…)`. */
-function isWithBusyTimeout(n: Node | undefined): n is CallExpression {
-  if (!n || !Node.isCallExpression(n)) return false;
-  const callee = n.getExpression();
-  if (Node.isIdentifier(callee)) return callee.getText() === "withBusyTimeout";
-  if (!Node.isPropertyAccessExpression(callee) || callee.getName() !== "withBusyTimeout") return false;
-  const obj = callee.getExpression();
-  return Node.isCallExpression(obj) && obj.getExpression().getText() === "require" && /(^|\/)patch-runtime\/busy-timeout(\.js)?$/.test(stringValue(obj.getArguments()[0]) ?? "");
-}
-
-/** Every `new <sqlite constructor>(…)` in the file. */
-export function connectionSites(file: AnyFile): ConnectionSite[] {
-  const names = constructorNames(file);
-  return file.ast
-    .getDescendantsOfKind(SyntaxKind.NewExpression)
-    .filter((n) => {
-      const callee = n.getExpression();
-      const last = Node.isPropertyAccessExpression(callee) ? callee.getName() : callee.getText();
-      return names.has(last);
-    })
-    .map((node) => {
-      const first = stringValue(node.getArguments()[0]);
-      const parent = node.getParent();
-      return {
-        node,
-        line: node.getStartLineNumber(),
-        text: node.getText().split("\n")[0],
-        exempt: first === ":memory:" ? "in-memory probe: no file, no other connection to wait for" : null,
-        covered: isWithBusyTimeout(parent) && parent.getArguments()[0] === node,
-      };
-    });
-}
-
-/** `x.pragma("busy_timeout = N")` / `x.exec("PRAGMA busy_timeout = N")`: a fixed value that would override ours. */
+/**
+ * Statements that set a fixed busy_timeout, overriding ours: `x.pragma("busy_timeout = N")`,
+ * `x.exec("…; PRAGMA busy_timeout = N")`, `x.prepare("PRAGMA busy_timeout = N")` (templates and
+ * same-file consts included).
+ */
 export function fixedBusyTimeouts(file: AnyFile): CallExpression[] {
   return file.ast.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => {
     const callee = c.getExpression();
     if (!Node.isPropertyAccessExpression(callee)) return false;
-    const v = stringValue(c.getArguments()[0]);
-    if (v === null) return false;
-    if (callee.getName() === "pragma") return /^\s*busy_timeout\s*=/i.test(v);
-    if (callee.getName() === "exec") return /(^|;)\s*PRAGMA\s+(\w+\.)?busy_timeout\s*=/i.test(v);
+    const lit = sqlLiteral(file, c.getArguments()[0]);
+    if (!lit) return false;
+    const v = sqlText(lit);
+    if (callee.getName() === "pragma") return /^\s*(\w+\.)?busy_timeout\s*=/i.test(v);
+    if (callee.getName() === "exec" || callee.getName() === "prepare") return /(^|;)\s*PRAGMA\s+(\w+\.)?busy_timeout\s*=/i.test(v);
     return false;
   });
+}
+
+/** What keeps busy_timeout from holding in this file: `{ line, message }` per uncovered site or fixed override. */
+function fileProblems(file: AnyFile): { line: number; message: string }[] {
+  const problems = connectionSites(file)
+    .filter((s) => !s.exempt && !s.covered)
+    .map((s) => ({ line: s.line, message: `${s.text} opens a connection without busy_timeout (expected withBusyTimeout(${s.text}))` }));
+  for (const c of fixedBusyTimeouts(file)) problems.push({ line: c.getStartLineNumber(), message: `${c.getText()} would override ${ENV}` });
+  return problems;
+}
+
+/** The tree's upstream files that may open a connection or set busy_timeout (text prefilter, then parsed). */
+function candidates(tree: TreeView): string[] {
+  return tree.jsFiles.filter((f) => !tree.isAdded(f) && (MAY_OPEN_CONNECTION.test(tree.text(f)) || /busy_timeout/i.test(tree.text(f))));
 }
 
 function requirePath(fromFile: string): string {
@@ -114,7 +88,7 @@ export default definePatch({
   adds: { [RUNTIME_FILE]: runtimeSource },
   apply(file) {
     const sites = connectionSites(file);
-    if (sites.length === 0) {
+    if (sites.length === 0 && CONNECTION_FILES.includes(file.path)) {
       throw new PatchTargetError(ID, file.path, OPEN_SHAPE, 0, "This file opened a connection in every release so far; moved to another file upstream?");
     }
     const wrap = `${marker(ID)} require(${JSON.stringify(requirePath(file.path))}).withBusyTimeout(`;
@@ -132,18 +106,24 @@ export default definePatch({
     }
   },
   verify(file) {
-    const sites = connectionSites(file);
-    // A later-release file may not open a connection yet (v2.0.0's codex-ingest.js): nothing to cover.
-    if (sites.length === 0) return LATER_CONNECTION_FILES.includes(file.path) ? [] : ["no SQLite connection site new Database(…) / new DatabaseSync(…) found"];
-    const problems = sites
-      .filter((s) => !s.exempt && !s.covered)
-      .map((s) => `line ${s.line}: ${s.text} opens a connection without busy_timeout (expected withBusyTimeout(${s.text}))`);
-    for (const c of fixedBusyTimeouts(file)) problems.push(`line ${c.getStartLineNumber()}: ${c.getText()} would override ${ENV}`);
-    return problems;
+    // A declared file must still open a connection; a later-release or discovered file may not (v2.0.0's codex-ingest.js).
+    if (CONNECTION_FILES.includes(file.path) && connectionSites(file).length === 0) return ["no SQLite connection site new Database(…) / new DatabaseSync(…) found"];
+    return fileProblems(file).map((p) => `line ${p.line}: ${p.message}`);
   },
-  report(file) {
-    return connectionSites(file).map(
-      (s) => `${file.path}:${s.line} ${s.text}: ${s.exempt ? `exempt (${s.exempt})` : s.covered ? "busy_timeout set at open" : "MISSING busy_timeout"}`,
-    );
+  // Any other module that opens a connection (or pins busy_timeout) is patched the same way.
+  discover(tree) {
+    return candidates(tree).filter((f) => fileProblems(tree.file(f)).length > 0);
+  },
+  verifyTree(tree) {
+    return candidates(tree).flatMap((f) => fileProblems(tree.file(f)).map((p) => `${f}:${p.line} ${p.message}`));
+  },
+  reportTree(tree) {
+    const files = candidates(tree);
+    const sites = files.flatMap((f) => connectionSites(tree.file(f)).map((s) => ({ f, s })));
+    const fixed = files.reduce((n, f) => n + fixedBusyTimeouts(tree.file(f)).length, 0);
+    return [
+      `${tree.jsFiles.length} JS files scanned, ${files.length} mention a SQLite driver or busy_timeout; ${sites.length} connection sites, ${fixed} fixed busy_timeout overrides`,
+      ...sites.map(({ f, s }) => `${f}:${s.line} ${s.text}: ${s.exempt ? `exempt (${s.exempt})` : s.covered ? "busy_timeout set at open" : "MISSING busy_timeout"}`),
+    ];
   },
 });

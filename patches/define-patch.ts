@@ -11,10 +11,29 @@ export interface PatchFile {
   readonly ast: SourceFile;
   /** Edit through this (offsets are in `text`); the engine turns it into output and a source map. */
   readonly edit: MagicString;
+  /**
+   * Record that upstream already does one part of what the patch adds (e.g. "compat transaction()
+   * begins IMMEDIATE"): the build reports `already satisfied by upstream: <what>` for it, and the
+   * patch still adds the rest. verify and verifyTree still check the whole property.
+   */
+  satisfied(what: string): void;
 }
 
 /** What `verify` sees: the final text and its AST, read-only. */
-export type VerifyFile = Omit<PatchFile, "edit">;
+export type VerifyFile = Omit<PatchFile, "edit" | "satisfied">;
+
+/**
+ * The whole tree as a whole-tree check sees it: every JS file, each parsed lazily (once per view).
+ * Filter on `text(path)` before asking for `file(path).ast` to keep parsing cheap.
+ */
+export interface TreeView {
+  /** Every .js/.cjs/.mjs file of the tree (posix relative paths, sorted). */
+  readonly jsFiles: string[];
+  text(path: string): string;
+  file(path: string): VerifyFile;
+  /** A file a patch added (our runtime code under server/patch-runtime/), not upstream's. */
+  isAdded(path: string): boolean;
+}
 
 export interface Patch {
   /** Kebab-case, equals the file name. */
@@ -40,6 +59,19 @@ export interface Patch {
   verify(file: VerifyFile): string[];
   /** Optional lines the gate prints about what it checked (e.g. each connection site). */
   report?(file: VerifyFile): string[];
+  /**
+   * Further files this patch must edit, found in the tree (the output of the patches before it):
+   * e.g. every module that opens a SQLite connection, not only the declared ones. Each is applied
+   * and verified like a target; return only files whose `verify` fails (they need the patch).
+   */
+  discover?(tree: TreeView): string[];
+  /**
+   * The patch's property over the whole generated tree, not only its edits: problems as
+   * `<file>:<line> …` ([] = holds everywhere). The gate runs it after every per-file verify.
+   */
+  verifyTree?(tree: TreeView): string[];
+  /** Lines the gate prints about what verifyTree checked (files, sites, counts). */
+  reportTree?(tree: TreeView): string[];
 }
 
 export function definePatch(patch: Patch): Patch {

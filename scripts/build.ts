@@ -103,16 +103,18 @@ async function main(): Promise<number> {
   }
   if (!args.quiet) {
     for (const note of outcome.notes) log(`  ${note}`);
+    for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  already satisfied by upstream: [${r.patch}] ${r.file}: ${r.note}`);
     log("");
     log(resultsTable(outcome.results));
     log("");
   }
   const applied = outcome.results.filter((r) => r.action === "applied").length;
   const already = outcome.results.filter((r) => r.action === "already-applied").length;
+  const satisfied = outcome.results.filter((r) => r.action === "already-satisfied").length;
   console.log(
     chalk.green(`built ${rel(outcome.outDir)} in ${secs}s`) +
       ` — upstream ${outcome.stamp.upstream.tag ?? outcome.stamp.upstream.commit ?? outcome.stamp.upstream.repository}, ` +
-      `${applied} edits applied, ${already} already applied; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
+      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} already satisfied by upstream` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
   );
   return 0;
 }

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
 import { listFiles } from "../lib/hash.ts";
-import { verifyView } from "./patch.ts";
+import { treeView, verifyView } from "./patch.ts";
 
 export interface GateInput {
   dir: string;
@@ -23,7 +23,10 @@ export interface GateOutcome {
   notes: string[];
 }
 
-/** Every patch's verify on the output, `node --check` of each changed file, and the file list. */
+/**
+ * Every patch's verify on its targets, its verifyTree over the whole tree (its property in every
+ * file, including files no patch touched), `node --check` of each changed file, and the file list.
+ */
 export function assertGeneratedTree(input: GateInput): GateOutcome {
   const problems: string[] = [];
   const notes: string[] = [];
@@ -42,6 +45,13 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
       for (const p of patch.verify(view)) problems.push(`[${patch.id}] ${target}: ${p}`);
       for (const line of patch.report?.(view) ?? []) notes.push(`[${patch.id}] ${line}`);
     }
+  }
+
+  const tree = treeView(input.dir, { added: input.addedFiles });
+  for (const patch of input.patches) {
+    if (!patch.verifyTree) continue;
+    for (const p of patch.verifyTree(tree)) problems.push(`[${patch.id}] whole tree: ${p}`);
+    for (const line of patch.reportTree?.(tree) ?? []) notes.push(`[${patch.id}] whole tree: ${line}`);
   }
 
   for (const file of [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f))) {

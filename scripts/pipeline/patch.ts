@@ -5,10 +5,12 @@ import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 import MagicString, { type SourceMap } from "magic-string";
 import { Project, ScriptKind, type SourceFile } from "ts-morph";
-import type { Patch, PatchFile, VerifyFile } from "../../patches/define-patch.ts";
+import type { Patch, PatchFile, TreeView, VerifyFile } from "../../patches/define-patch.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
+import { listFiles } from "../lib/hash.ts";
 
-export type PatchAction = "applied" | "already-applied" | "failed" | "absent";
+/** "already-satisfied": a part of the patch upstream already does itself (`note` says which). */
+export type PatchAction = "applied" | "already-applied" | "already-satisfied" | "failed" | "absent";
 
 export interface PatchResult {
   patch: string;
@@ -20,6 +22,10 @@ export interface PatchResult {
   before?: string;
   after?: string;
   error?: string;
+  /** For "already-satisfied": the part upstream already does. */
+  note?: string;
+  /** The file is not a declared target: the patch's discover() found it in the tree. */
+  discovered?: boolean;
 }
 
 const remapping = createRequire(import.meta.url)("@ampproject/remapping") as typeof import("@ampproject/remapping").default;
@@ -53,10 +59,48 @@ export function verifyView(filePath: string, text: string): VerifyFile {
   };
 }
 
+/**
+ * The tree at `root` as patches see it: `overlay` holds texts changed in memory (by earlier
+ * patches), `added` the files patches add. Each file is parsed at most once per view.
+ */
+export function treeView(root: string, opts: { overlay?: Map<string, string>; added?: Iterable<string> } = {}): TreeView {
+  const overlay = opts.overlay ?? new Map<string, string>();
+  const added = new Set(opts.added ?? []);
+  return makeTreeView([...listFiles(root), ...added], (f) => overlay.get(f) ?? readFileSync(path.join(root, f), "utf8"), added);
+}
+
+/** A tree held in memory (path -> text), for tests of whole-tree checks. */
+export function memoryTreeView(files: Record<string, string>, added: string[] = []): TreeView {
+  return makeTreeView(Object.keys(files), (f) => files[f], new Set(added));
+}
+
+function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
+  const jsFiles = [...new Set(paths)].filter((f) => /\.[cm]?js$/.test(f)).sort();
+  const texts = new Map<string, string>();
+  const views = new Map<string, VerifyFile>();
+  const text = (f: string): string => {
+    let t = texts.get(f);
+    if (t === undefined) texts.set(f, (t = read(f)));
+    return t;
+  };
+  return {
+    jsFiles,
+    text,
+    file(f) {
+      let v = views.get(f);
+      if (!v) views.set(f, (v = verifyView(f, text(f))));
+      return v;
+    },
+    isAdded: (f) => added.has(f),
+  };
+}
+
 export interface TextPatchOutcome {
   action: "applied" | "already-applied";
   text: string;
   map: SourceMap | null;
+  /** Parts upstream already does (file.satisfied). */
+  satisfied: string[];
 }
 
 /**
@@ -64,9 +108,10 @@ export interface TextPatchOutcome {
  * "already-applied" and returned unchanged; an applied patch must then pass `verify`.
  */
 export function applyPatchToText(patch: Patch, filePath: string, text: string): TextPatchOutcome {
-  if (patch.verify(verifyView(filePath, text)).length === 0) return { action: "already-applied", text, map: null };
+  if (patch.verify(verifyView(filePath, text)).length === 0) return { action: "already-applied", text, map: null, satisfied: [] };
   const edit = new MagicString(text);
   const ast = lazyAst(filePath, text);
+  const satisfied: string[] = [];
   const file: PatchFile = {
     path: filePath,
     text,
@@ -74,6 +119,7 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
     get ast() {
       return ast();
     },
+    satisfied: (what) => void satisfied.push(what),
   };
   patch.apply(file);
   if (!edit.hasChanged()) {
@@ -84,7 +130,7 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
   if (problems.length > 0) {
     throw new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`);
   }
-  return { action: "applied", text: out, map: edit.generateMap({ source: filePath, hires: "boundary", includeContent: true }) };
+  return { action: "applied", text: out, map: edit.generateMap({ source: filePath, hires: "boundary", includeContent: true }), satisfied };
 }
 
 export interface PatchRunOutcome {
@@ -111,7 +157,9 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
 
   for (const patch of patches) {
     const optional = new Set(patch.optionalTargets ?? []);
-    for (const target of [...patch.targets, ...optional]) {
+    const declared = new Set([...patch.targets, ...optional]);
+    const discovered = (patch.discover?.(treeView(root, { overlay: new Map([...added, ...current]), added: added.keys() })) ?? []).filter((f) => !declared.has(f) && !added.has(f));
+    for (const target of [...declared, ...discovered]) {
       if (!current.has(target)) {
         const abs = path.join(root, target);
         if (!existsSync(abs) && optional.has(target)) {
@@ -133,7 +181,9 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
           current.set(target, out.text);
           maps.set(target, [...(maps.get(target) ?? []), out.map!]);
         }
-        results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text });
+        const found = discovered.includes(target) ? { discovered: true } : {};
+        for (const note of out.satisfied) results.push({ patch: patch.id, file: target, action: "already-satisfied", additions: 0, deletions: 0, note, ...found });
+        results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text, ...found });
       } catch (err) {
         results.push(failure(patch, target, upstreamLines((err as Error).message, maps.get(target))));
       }
