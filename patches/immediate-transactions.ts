@@ -4,9 +4,10 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type CallExpression, Node, type PropertyAccessExpression, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
 import { indentAt } from "./lib/ast.ts";
-import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
+import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
+import { type ConnectionSite, connectionSites, MAY_OPEN_CONNECTION, sqlLiteral } from "./lib/sqlite.ts";
 
 const ID = "immediate-transactions";
 const COMPAT = "server/compat-sqlite.js";
@@ -38,7 +39,8 @@ export function isDeferred(b: BeginStatement): boolean {
 /**
  * BEGIN statements inside string literals passed to `.exec(…)` / `.prepare(…)` calls, found with a
  * small SQL tokenizer (comments, quoted strings and `;` boundaries respected, so `-- BEGIN` or
- * `'BEGIN'` do not count). Template literals are scanned part by part around their `${…}`.
+ * `'BEGIN'` do not count). Template literals are scanned part by part around their `${…}`; an
+ * identifier argument is followed to its `const` string in the same file.
  */
 export function beginStatements(file: AnyFile): BeginStatement[] {
   const out: BeginStatement[] = [];
@@ -46,7 +48,7 @@ export function beginStatements(file: AnyFile): BeginStatement[] {
   for (const call of sf.getDescendantsOfKind(SyntaxKind.CallExpression)) {
     const callee = call.getExpression();
     if (!Node.isPropertyAccessExpression(callee) || !["exec", "prepare"].includes(callee.getName())) continue;
-    const arg = call.getArguments()[0];
+    const arg = sqlLiteral(file, call.getArguments()[0]); // a literal, or the const it names
     if (!arg) continue;
     const parts: { node: Node; open: number; close: number; startsStatement: boolean }[] = [];
     if (Node.isStringLiteral(arg) || Node.isNoSubstitutionTemplateLiteral(arg)) {
@@ -134,9 +136,9 @@ function scanBegins(raw: string, startsStatement: boolean): { at: number; mode: 
 
 // ── compat-sqlite.js: the transaction(fn) method ────────────────────────────
 
-const plainBegin = /^\s*BEGIN(\s+DEFERRED)?(\s+TRANSACTION)?\s*;?\s*$/i;
+const plainBegin = /^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$/i;
 
-/** `<db>.exec("BEGIN")` (plain or DEFERRED, any quotes) inside `within`. */
+/** `<db>.exec("BEGIN")` (plain, DEFERRED, or already IMMEDIATE/EXCLUSIVE; any quotes) inside `within`. */
 function beginExecAnchor(within: Node) {
   return {
     shape: 'call <db>.exec("BEGIN") inside transaction(fn)',
@@ -184,6 +186,9 @@ function applyCompat(file: PatchFile): void {
     if (init) connection = init.getText();
   }
   const body = method.getBody()!;
+  const mode = /\b(IMMEDIATE|EXCLUSIVE)\b/i.exec((begin.getArguments()[0] as import("ts-morph").StringLiteral).getLiteralValue());
+  // Upstream may take the write lock up front itself; the savepoint nesting is still ours to add.
+  if (mode) file.satisfied(`compat transaction() begins ${mode[1].toUpperCase()}`);
   makeImmediate(file, (b) => b.at < body.getStart() || b.at >= body.getEnd()); // the body is replaced below
   const indent = indentAt(file.text, method.getStart());
   const inner = indent + (indent.includes("\t") ? "\t" : "  ");
@@ -246,6 +251,7 @@ function applyDb(file: PatchFile): void {
   // Same line, so the rest of the file keeps upstream's line numbers; `;` first when upstream relies on ASI.
   const semi = statement.getText().trimEnd().endsWith(";") ? "" : ";";
   file.edit.appendLeft(statement.getEnd(), `${semi} ${marker(ID)} require(${JSON.stringify(requirePath(file.path))}).immediateByDefault(${decl.getName()});`);
+  wrapConnections(file, (s) => s.node.getStart() >= decl.getStart() && s.node.getEnd() <= decl.getEnd()); // the shared one: the statement above
   makeImmediate(file);
 }
 
@@ -272,8 +278,69 @@ function verifyDb(file: VerifyFile): string[] {
       });
     for (const c of early) problems.push(`line ${c.getStartLineNumber()}: ${c.getExpression().getText()}(…) is created before immediateByDefault(${name})`);
   }
+  const shared = decls[0];
   for (const b of beginStatements(file).filter(isDeferred)) problems.push(`line ${b.line}: deferred BEGIN in ${b.call.getExpression().getText()}(…)`);
+  for (const s of uncoveredConnections(file).filter((x) => x.node.getStart() < shared.getStart() || x.node.getEnd() > shared.getEnd())) {
+    problems.push(`line ${s.line}: ${s.text}: its transaction() helper would begin DEFERRED (expected immediateByDefault(${s.text}))`);
+  }
   return problems;
+}
+
+// ── every connection of the tree: its transaction() helper begins IMMEDIATE ──
+
+/** Why a connection needs no immediateByDefault, or null. */
+function txExempt(s: ConnectionSite): string | null {
+  if (s.driver === "node:sqlite") return "raw node:sqlite DatabaseSync: no transaction() helper, its BEGINs are checked as SQL";
+  if (s.memory) return "in-memory: no other connection to race";
+  if (s.readonly) return "readonly: never takes the write lock";
+  return null;
+}
+
+/** db.js's way: a top-level `const db = <site>` (maybe wrapped by our runtime) followed by a top-level `immediateByDefault(db);`. */
+function coveredByStatement(file: AnyFile, s: ConnectionSite): boolean {
+  let cur: Node = s.node;
+  while (cur.getParent() && (Node.isParenthesizedExpression(cur.getParent()!) || (Node.isCallExpression(cur.getParent()!) && cur.getParent()!.getText().includes("patch-runtime/")))) cur = cur.getParent()!;
+  const decl = cur.getParent();
+  if (!decl || !Node.isVariableDeclaration(decl) || decl.getInitializer() !== cur || !Node.isSourceFile(decl.getVariableStatement()?.getParent())) return false;
+  return file.ast.getStatements().some((st) => {
+    if (!Node.isExpressionStatement(st) || st.getStart() < decl.getEnd()) return false;
+    const e = st.getExpression();
+    return isRuntimeCall(e, "immediateByDefault") && e.getArguments()[0]?.getText() === decl.getName();
+  });
+}
+
+/** Connections whose db.transaction(fn) would still begin DEFERRED (better-sqlite3's default). */
+function uncoveredConnections(file: AnyFile): ConnectionSite[] {
+  return connectionSites(file).filter((s) => !txExempt(s) && !s.wrappers.has("immediateByDefault") && !coveredByStatement(file, s));
+}
+
+/** `….transaction(fn).deferred`: a transaction someone asked to be deferred explicitly. */
+function explicitDeferred(file: AnyFile): Node[] {
+  return file.ast.getDescendantsOfKind(SyntaxKind.PropertyAccessExpression).filter((p) => {
+    if (p.getName() !== "deferred") return false;
+    const obj = p.getExpression();
+    return Node.isCallExpression(obj) && Node.isPropertyAccessExpression(obj.getExpression()) && (obj.getExpression() as PropertyAccessExpression).getName() === "transaction";
+  });
+}
+
+/** What apply can fix in any file: deferred raw BEGINs and connections without immediateByDefault. */
+function fixableProblems(file: AnyFile): { line: number; message: string }[] {
+  return [
+    ...beginStatements(file).filter(isDeferred).map((b) => ({ line: b.line, message: `deferred BEGIN in ${b.call.getExpression().getText()}(…)` })),
+    ...uncoveredConnections(file).map((s) => ({ line: s.line, message: `${s.text}: its transaction() helper would begin DEFERRED (expected immediateByDefault(${s.text}))` })),
+  ];
+}
+
+function wrapConnections(file: PatchFile, skip: (s: ConnectionSite) => boolean = () => false): void {
+  for (const s of uncoveredConnections(file).filter((x) => !skip(x))) {
+    file.edit.appendLeft(s.node.getStart(), `${marker(ID)} require(${JSON.stringify(requirePath(file.path))}).immediateByDefault(`);
+    file.edit.appendRight(s.node.getEnd(), ")");
+  }
+}
+
+/** Upstream files (not ours) that may open a connection or run a BEGIN. */
+function candidates(tree: TreeView): string[] {
+  return tree.jsFiles.filter((f) => !tree.isAdded(f) && (MAY_OPEN_CONNECTION.test(tree.text(f)) || /begin/i.test(tree.text(f)) || /\.deferred\b/.test(tree.text(f))));
 }
 
 function reportCompat(file: VerifyFile): string[] {
@@ -306,11 +373,47 @@ export default definePatch({
   targets: [COMPAT, DB],
   adds: { [RUNTIME_FILE]: runtimeSource },
   apply(file) {
-    if (file.path.endsWith("compat-sqlite.js")) applyCompat(file);
-    else applyDb(file);
+    if (file.path === COMPAT) applyCompat(file);
+    else if (file.path === DB) applyDb(file);
+    else {
+      // Any other module discover() found: a connection of its own, or a raw BEGIN.
+      wrapConnections(file);
+      makeImmediate(file);
+    }
   },
   verify(file) {
-    return file.path.endsWith("compat-sqlite.js") ? verifyCompat(file) : verifyDb(file);
+    if (file.path === COMPAT) return verifyCompat(file);
+    if (file.path === DB) return verifyDb(file);
+    return fixableProblems(file).map((p) => `line ${p.line}: ${p.message}`);
+  },
+  discover(tree) {
+    return candidates(tree).filter((f) => f !== COMPAT && f !== DB && fixableProblems(tree.file(f)).length > 0);
+  },
+  verifyTree(tree) {
+    return candidates(tree).flatMap((f) => {
+      const file = tree.file(f);
+      return [
+        ...fixableProblems(file).map((p) => `${f}:${p.line} ${p.message}`),
+        ...explicitDeferred(file).map((n) => `${f}:${n.getStartLineNumber()} ${n.getText().split("\n")[0]}: an explicitly deferred transaction (take the write lock up front: .immediate)`),
+      ];
+    });
+  },
+  reportTree(tree) {
+    const files = candidates(tree);
+    const begins = files.flatMap((f) => beginStatements(tree.file(f)).map((b) => ({ f, b })));
+    const sites = files.flatMap((f) => connectionSites(tree.file(f)).map((s) => ({ f, s })));
+    const deferred = files.reduce((n, f) => n + explicitDeferred(tree.file(f)).length, 0);
+    const status = (f: string, s: ConnectionSite): string => {
+      const exempt = txExempt(s);
+      if (exempt) return `exempt (${exempt})`;
+      if (s.wrappers.has("immediateByDefault")) return "transaction() IMMEDIATE (wrapped at open)";
+      return coveredByStatement(tree.file(f), s) ? "transaction() IMMEDIATE (immediateByDefault after open)" : "DEFERRED transaction()";
+    };
+    return [
+      `${tree.jsFiles.length} JS files scanned: ${begins.length} raw BEGIN statements (${begins.filter(({ b }) => isDeferred(b)).length} deferred), ${sites.length} connection sites, ${deferred} explicit .deferred transactions`,
+      ...begins.map(({ f, b }) => `${f}:${b.line} BEGIN${b.mode ? ` ${b.mode.word}` : ""} in ${b.call.getExpression().getText()}(…)`),
+      ...sites.map(({ f, s }) => `${f}:${s.line} ${s.text}: ${status(f, s)}`),
+    ];
   },
   report(file) {
     return file.path.endsWith("compat-sqlite.js") ? reportCompat(file) : reportDb(file);
