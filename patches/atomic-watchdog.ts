@@ -5,6 +5,7 @@ import { indentOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, functionAnchor, variableAnchor, type Anchor } from "./lib/find.ts";
+import { sqlLiteral, sqlText } from "./lib/sqlite.ts";
 
 const ID = "atomic-watchdog";
 const HOOKS = "server/routes/hooks.js";
@@ -196,6 +197,110 @@ function transactionBody(fn: FunctionDeclaration): Node | string {
   return arg;
 }
 
+// ── Every write watchdogCheck performs, through any function of the module ─────────────
+
+/**
+ * Module functions watchdogCheck calls outside its transaction on purpose, each reviewed. The gate
+ * fails on any other write outside; a new entry here needs the same review.
+ */
+export const OUTSIDE_BY_DESIGN: Record<string, string> = {
+  livenessReap:
+    "a separate sweep (also router.livenessReap) that probes processes with ps/lsof, which must not run under the write lock; " +
+    "it only completes sessions whose CLI is gone, so a hook landing in between reactivates them",
+};
+
+const WRITE_SQL = /(^|;)\s*(INSERT|UPDATE|DELETE|REPLACE|UPSERT|CREATE|DROP|ALTER)\b/i;
+
+/** A call that writes by itself: a prepared statement's `.run(…)`, or `.exec(…)` of writing SQL (any SQL on a `db`). */
+function directWrite(file: VerifyFile, c: CallExpression): boolean {
+  const callee = c.getExpression();
+  if (!Node.isPropertyAccessExpression(callee)) return false;
+  if (callee.getName() === "run") return true;
+  if (callee.getName() !== "exec") return false;
+  const lit = sqlLiteral(file, c.getArguments()[0]);
+  return lit ? WRITE_SQL.test(sqlText(lit)) : /(^|\.)db$/i.test(callee.getExpression().getText());
+}
+
+/** Functions by name: module-level declarations, `const f = (…) => …`, `const f = db.transaction(fn)`, and the same inside `within`. */
+function functionsByName(file: VerifyFile, within: Node): Map<string, Node> {
+  const out = new Map<string, Node>();
+  const scopes: Node[] = [file.ast, within];
+  for (const scope of scopes) {
+    for (const fd of scope.getDescendantsOfKind(SyntaxKind.FunctionDeclaration)) if (fd.getName() && (fd.getParent() === file.ast || scope === within)) out.set(fd.getName()!, fd);
+    for (const d of scope.getDescendantsOfKind(SyntaxKind.VariableDeclaration)) {
+      if (scope === file.ast && d.getVariableStatement()?.getParent() !== file.ast) continue;
+      const init = d.getInitializer();
+      if (!init || !Node.isIdentifier(d.getNameNode())) continue;
+      if (Node.isArrowFunction(init) || Node.isFunctionExpression(init)) out.set(d.getName(), init);
+      else if (Node.isCallExpression(init) && /\.transaction$/.test(calleeText(init)) && init.getArguments()[0]) out.set(d.getName(), init.getArguments()[0]);
+    }
+  }
+  return out;
+}
+
+/**
+ * The first write `node` performs, directly or through the named functions it calls or passes on
+ * (transitively), as a chain like `recoverSession → line 12: stmts.updateSession.run(…)`; null when none.
+ */
+function writeChain(file: VerifyFile, node: Node, fns: Map<string, Node>, memo: Map<Node, string | null>, stack = new Set<Node>()): string | null {
+  if (memo.has(node)) return memo.get(node)!;
+  if (stack.has(node)) return null;
+  stack.add(node);
+  let found: string | null = null;
+  for (const d of [node, ...node.getDescendants()]) {
+    if (Node.isCallExpression(d) && directWrite(file, d)) {
+      found = frame(d);
+      break;
+    }
+    if (Node.isIdentifier(d) && fns.has(d.getText()) && fns.get(d.getText()) !== node && !isDeclarationName(d)) {
+      const inner = writeChain(file, fns.get(d.getText())!, fns, memo, stack);
+      if (inner) {
+        found = `${d.getText()} → ${inner}`;
+        break;
+      }
+    }
+  }
+  stack.delete(node);
+  memo.set(node, found);
+  return found;
+}
+
+function isDeclarationName(id: Node): boolean {
+  const parent = id.getParent();
+  if (!parent) return false;
+  if ((Node.isFunctionDeclaration(parent) || Node.isVariableDeclaration(parent) || Node.isParameterDeclaration(parent)) && parent.getNameNode() === id) return true;
+  return Node.isPropertyAccessExpression(parent) && parent.getNameNode() === id;
+}
+
+interface OutsideWrite {
+  line: number;
+  what: string;
+}
+
+/** Writes watchdogCheck performs outside the function it hands to runWatchdogTransaction (helpers followed). */
+function writesOutsideTransaction(file: VerifyFile, fn: FunctionDeclaration, tx: Node): { writes: OutsideWrite[]; byDesign: string[]; helpers: number } {
+  const fns = functionsByName(file, fn);
+  fns.delete(N.run);
+  const memo = new Map<Node, string | null>();
+  const inside = (n: Node) => n.getStart() >= tx.getStart() && n.getEnd() <= tx.getEnd();
+  const writes: OutsideWrite[] = [];
+  const byDesign = new Set<string>();
+  const reached = new Set<string>();
+  for (const d of fn.getBody()!.getDescendants()) {
+    if (inside(d)) continue;
+    if (Node.isCallExpression(d) && directWrite(file, d)) writes.push({ line: d.getStartLineNumber(), what: `${frame(d)} writes outside watchdogCheck's transaction` });
+    else if (Node.isIdentifier(d) && fns.has(d.getText()) && !isDeclarationName(d)) {
+      const name = d.getText();
+      reached.add(name);
+      const chain = writeChain(file, fns.get(name)!, fns, memo);
+      if (!chain) continue;
+      if (OUTSIDE_BY_DESIGN[name]) byDesign.add(name);
+      else writes.push({ line: d.getStartLineNumber(), what: `line ${d.getStartLineNumber()}: ${name}(…) writes outside watchdogCheck's transaction (${name} → ${chain})` });
+    }
+  }
+  return { writes, byDesign: [...byDesign], helpers: reached.size };
+}
+
 function verify(file: VerifyFile): string[] {
   const fns = findAll(file, functionAnchor("watchdogCheck"));
   if (fns.length !== 1) return [`expected 1 function watchdogCheck, found ${fns.length}`];
@@ -215,6 +320,7 @@ function verify(file: VerifyFile): string[] {
   }
   const reread = tx.getDescendantsOfKind(SyntaxKind.VariableDeclaration).some((d) => d.getName() === N.fresh);
   if (!reread) problems.push("watchdogCheck's transaction does not re-run the stale-session query (it would decide on the pre-pass snapshot)");
+  for (const w of writesOutsideTransaction(file, fn, tx).writes) problems.push(w.what);
   return problems;
 }
 
@@ -234,9 +340,13 @@ export default definePatch({
     const fn = findAll(file, functionAnchor("watchdogCheck"))[0];
     if (!fn) return [];
     const tx = transactionBody(fn);
-    return typeof tx === "string"
-      ? []
-      : [`${file.path}: watchdogCheck transaction body lines ${tx.getStartLineNumber()}-${tx.getEndLineNumber()}: no transcript read, no sync fs call, no direct broadcast; livenessReap unchanged (outside the transaction)`];
+    if (typeof tx === "string") return [];
+    const outside = writesOutsideTransaction(file, fn, tx);
+    return [
+      `${file.path}: watchdogCheck transaction body lines ${tx.getStartLineNumber()}-${tx.getEndLineNumber()}: no transcript read, no sync fs call, no direct broadcast`,
+      `${file.path}: every write watchdogCheck performs outside that body, directly or through the ${outside.helpers} module function(s) it reaches there (followed transitively): ${outside.writes.length}` +
+        (outside.byDesign.length ? `; outside by design (reviewed): ${outside.byDesign.map((n) => `${n} (${OUTSIDE_BY_DESIGN[n]})`).join("; ")}` : ""),
+    ];
   },
 });
 

@@ -44,6 +44,7 @@ export function isDeferred(b: BeginStatement): boolean {
  */
 export function beginStatements(file: AnyFile): BeginStatement[] {
   const out: BeginStatement[] = [];
+  if (!/begin/i.test(file.text)) return out; // cheap: most files never spell it
   const sf: SourceFile = file.ast;
   for (const call of sf.getDescendantsOfKind(SyntaxKind.CallExpression)) {
     const callee = call.getExpression();

@@ -125,9 +125,22 @@ function calleeBinding(callee: Node, names: Map<string, Binding>): Binding | nul
  * `Database(…)` / `require("better-sqlite3")(…)` called without `new`.
  */
 export function connectionSites(file: AnyFile): ConnectionSite[] {
+  // Several checks ask per file (discover, verify, verifyTree, reportTree): find once per parsed view.
+  let found = siteCache.get(file.ast);
+  if (!found) siteCache.set(file.ast, (found = findSites(file)));
+  return found;
+}
+
+const siteCache = new WeakMap<object, ConnectionSite[]>();
+
+function findSites(file: AnyFile): ConnectionSite[] {
+  if (!MAY_OPEN_CONNECTION.test(file.text)) return [];
   const names = constructorBindings(file);
   const sites: ConnectionSite[] = [];
-  for (const node of file.ast.getDescendants()) {
+  const callable = [...names.values()].some((b) => b.callable) || file.text.includes("better-sqlite3");
+  const nodes: Node[] = [...file.ast.getDescendantsOfKind(SyntaxKind.NewExpression), ...(callable ? file.ast.getDescendantsOfKind(SyntaxKind.CallExpression) : [])];
+  nodes.sort((a, b) => a.getStart() - b.getStart());
+  for (const node of nodes) {
     let binding: Binding | null = null;
     if (Node.isNewExpression(node)) binding = calleeBinding(node.getExpression(), names);
     else if (Node.isCallExpression(node)) {
@@ -153,8 +166,11 @@ export function connectionSites(file: AnyFile): ConnectionSite[] {
   return sites;
 }
 
-/** Cheap text prefilter: a file that may open a connection (superset of connectionSites' hits). */
-export const MAY_OPEN_CONNECTION = /Database|sqlite/;
+/**
+ * Cheap text prefilter, a superset of connectionSites' hits: a connection needs a sqlite module
+ * named in the file (require/import, `require("better-sqlite3")(…)`) or a default name `Database(`.
+ */
+export const MAY_OPEN_CONNECTION = /better-sqlite3|node:sqlite|compat-sqlite|\bDatabase(Sync)?\b\s*\(/;
 
 /**
  * The SQL a `.exec(…)`/`.prepare(…)`/`.pragma(…)` argument holds: a string literal, a template

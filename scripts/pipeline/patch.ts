@@ -127,10 +127,12 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
   }
   const out = edit.toString();
   const problems = patch.verify(verifyView(filePath, out));
+  const map = edit.generateMap({ source: filePath, hires: "boundary", includeContent: true });
   if (problems.length > 0) {
-    throw new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`);
+    // The lines are the patched text's: carry the map so runPatches can name upstream's line too.
+    throw Object.assign(new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`), { map });
   }
-  return { action: "applied", text: out, map: edit.generateMap({ source: filePath, hires: "boundary", includeContent: true }), satisfied };
+  return { action: "applied", text: out, map, satisfied };
 }
 
 export interface PatchRunOutcome {
@@ -185,7 +187,8 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         for (const note of out.satisfied) results.push({ patch: patch.id, file: target, action: "already-satisfied", additions: 0, deletions: 0, note, ...found });
         results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text, ...found });
       } catch (err) {
-        results.push(failure(patch, target, upstreamLines((err as Error).message, maps.get(target))));
+        const own = (err as { map?: SourceMap }).map;
+        results.push(failure(patch, target, upstreamLines((err as Error).message, [...(maps.get(target) ?? []), ...(own ? [own] : [])])));
       }
     }
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
