@@ -5,6 +5,7 @@ import { indentOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, functionAnchor, variableAnchor, type Anchor } from "./lib/find.ts";
+import { functionsByName, isDeclarationName, reachChain } from "./lib/reach.ts";
 import { sqlLiteral, sqlText } from "./lib/sqlite.ts";
 
 const ID = "atomic-watchdog";
@@ -221,57 +222,6 @@ function directWrite(file: VerifyFile, c: CallExpression): boolean {
   return lit ? WRITE_SQL.test(sqlText(lit)) : /(^|\.)db$/i.test(callee.getExpression().getText());
 }
 
-/** Functions by name: module-level declarations, `const f = (…) => …`, `const f = db.transaction(fn)`, and the same inside `within`. */
-function functionsByName(file: VerifyFile, within: Node): Map<string, Node> {
-  const out = new Map<string, Node>();
-  const scopes: Node[] = [file.ast, within];
-  for (const scope of scopes) {
-    for (const fd of scope.getDescendantsOfKind(SyntaxKind.FunctionDeclaration)) if (fd.getName() && (fd.getParent() === file.ast || scope === within)) out.set(fd.getName()!, fd);
-    for (const d of scope.getDescendantsOfKind(SyntaxKind.VariableDeclaration)) {
-      if (scope === file.ast && d.getVariableStatement()?.getParent() !== file.ast) continue;
-      const init = d.getInitializer();
-      if (!init || !Node.isIdentifier(d.getNameNode())) continue;
-      if (Node.isArrowFunction(init) || Node.isFunctionExpression(init)) out.set(d.getName(), init);
-      else if (Node.isCallExpression(init) && /\.transaction$/.test(calleeText(init)) && init.getArguments()[0]) out.set(d.getName(), init.getArguments()[0]);
-    }
-  }
-  return out;
-}
-
-/**
- * The first write `node` performs, directly or through the named functions it calls or passes on
- * (transitively), as a chain like `recoverSession → line 12: stmts.updateSession.run(…)`; null when none.
- */
-function writeChain(file: VerifyFile, node: Node, fns: Map<string, Node>, memo: Map<Node, string | null>, stack = new Set<Node>()): string | null {
-  if (memo.has(node)) return memo.get(node)!;
-  if (stack.has(node)) return null;
-  stack.add(node);
-  let found: string | null = null;
-  for (const d of [node, ...node.getDescendants()]) {
-    if (Node.isCallExpression(d) && directWrite(file, d)) {
-      found = frame(d);
-      break;
-    }
-    if (Node.isIdentifier(d) && fns.has(d.getText()) && fns.get(d.getText()) !== node && !isDeclarationName(d)) {
-      const inner = writeChain(file, fns.get(d.getText())!, fns, memo, stack);
-      if (inner) {
-        found = `${d.getText()} → ${inner}`;
-        break;
-      }
-    }
-  }
-  stack.delete(node);
-  memo.set(node, found);
-  return found;
-}
-
-function isDeclarationName(id: Node): boolean {
-  const parent = id.getParent();
-  if (!parent) return false;
-  if ((Node.isFunctionDeclaration(parent) || Node.isVariableDeclaration(parent) || Node.isParameterDeclaration(parent)) && parent.getNameNode() === id) return true;
-  return Node.isPropertyAccessExpression(parent) && parent.getNameNode() === id;
-}
-
 interface OutsideWrite {
   line: number;
   what: string;
@@ -279,9 +229,9 @@ interface OutsideWrite {
 
 /** Writes watchdogCheck performs outside the function it hands to runWatchdogTransaction (helpers followed). */
 function writesOutsideTransaction(file: VerifyFile, fn: FunctionDeclaration, tx: Node): { writes: OutsideWrite[]; byDesign: string[]; helpers: number } {
-  const fns = functionsByName(file, fn);
+  const fns = functionsByName(file.ast, fn);
   fns.delete(N.run);
-  const memo = new Map<Node, string | null>();
+  const reach = { fns, hit: (n: Node) => Node.isCallExpression(n) && directWrite(file, n) };
   const inside = (n: Node) => n.getStart() >= tx.getStart() && n.getEnd() <= tx.getEnd();
   const writes: OutsideWrite[] = [];
   const byDesign = new Set<string>();
@@ -292,7 +242,7 @@ function writesOutsideTransaction(file: VerifyFile, fn: FunctionDeclaration, tx:
     else if (Node.isIdentifier(d) && fns.has(d.getText()) && !isDeclarationName(d)) {
       const name = d.getText();
       reached.add(name);
-      const chain = writeChain(file, fns.get(name)!, fns, memo);
+      const chain = reachChain(fns.get(name)!, reach);
       if (!chain) continue;
       if (OUTSIDE_BY_DESIGN[name]) byDesign.add(name);
       else writes.push({ line: d.getStartLineNumber(), what: `line ${d.getStartLineNumber()}: ${name}(…) writes outside watchdogCheck's transaction (${name} → ${chain})` });

@@ -7,9 +7,10 @@
 import { readFileSync } from "node:fs";
 import { type Block, type CallExpression, Node, type Statement, SyntaxKind } from "ts-morph";
 import { type FnLike, indentOf, isFnLike, topLevelFunction, topLevelNames } from "./lib/ast.ts";
-import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
+import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findAll, findOne, frame, functionAnchor, variableAnchor } from "./lib/find.ts";
+import { functionsByName, reachChain } from "./lib/reach.ts";
 
 const ID = "write-queue";
 const HOOKS = "server/routes/hooks.js";
@@ -382,6 +383,47 @@ function verifyIndex(file: VerifyFile): string[] {
   return drains ? [] : ["shutdown() does not drain the write queue first (queued events would be lost on SIGTERM/SIGINT)"];
 }
 
+// ── every route of the tree ────────────────────────────────────────────────
+
+const ROUTE_METHOD = /^(post|put|patch|delete|all|get|use)$/;
+/** What writes hook events: the ingestion functions, an events insert statement, or its SQL. */
+function writesHookEvent(n: Node): boolean {
+  if (Node.isIdentifier(n)) return /^processEvent(Core|Transaction)?$/.test(n.getText());
+  if (Node.isCallExpression(n)) return /(^|\.)insertEvent\w*\.run$/.test(n.getExpression().getText().replace(/\s+/g, ""));
+  if (Node.isStringLiteral(n) || Node.isNoSubstitutionTemplateLiteral(n)) return /INSERT\s+(OR\s+\w+\s+)?INTO\s+["`]?events\b/i.test(n.getLiteralText());
+  return false;
+}
+
+interface RouteWrite {
+  file: string;
+  line: number;
+  route: string;
+  /** The handler's path to a hook-event write, or null (it enqueues, or writes none). */
+  chain: string | null;
+  enqueues: boolean;
+}
+
+/** Route registrations `<x>.post("/path", …handlers)` of every upstream file that may write hook events, and what each handler reaches. */
+function routeWrites(tree: TreeView): RouteWrite[] {
+  const out: RouteWrite[] = [];
+  for (const f of tree.jsFiles) {
+    const text = tree.text(f);
+    if (tree.isAdded(f) || !/\.(post|put|patch|delete|all|get|use)\s*\(/.test(text) || !/processEvent|insertEvent|INTO\s+["`]?events/i.test(text)) continue;
+    const file = tree.file(f);
+    const reach = { fns: functionsByName(file.ast), hit: writesHookEvent };
+    for (const c of file.ast.getDescendantsOfKind(SyntaxKind.CallExpression)) {
+      const callee = c.getExpression();
+      const [first, ...handlers] = c.getArguments();
+      const routePath = first && (Node.isStringLiteral(first) || Node.isNoSubstitutionTemplateLiteral(first)) ? first.getLiteralText() : null;
+      if (!Node.isPropertyAccessExpression(callee) || !ROUTE_METHOD.test(callee.getName()) || !routePath?.startsWith("/") || handlers.length === 0) continue;
+      const chain = handlers.map((h) => reachChain(h, reach)).find((x) => x) ?? null;
+      const enqueues = handlers.some((h) => h.getDescendantsOfKind(SyntaxKind.CallExpression).some((x) => /(^|\.)writeQueue\.enqueue$/.test(x.getExpression().getText().replace(/\s+/g, ""))));
+      out.push({ file: f, line: c.getStartLineNumber(), route: `${callee.getText()}(${first.getText()}, …)`, chain, enqueues });
+    }
+  }
+  return out;
+}
+
 export default definePatch({
   id: ID,
   description: "Group commit for hook events: one IMMEDIATE transaction per batch, a SAVEPOINT per event, answers and broadcasts after COMMIT.",
@@ -403,6 +445,19 @@ export default definePatch({
     if (file.path === WS) return verifyWebsocket(file);
     if (file.path === INDEX) return verifyIndex(file);
     return [`unexpected target ${file.path}`];
+  },
+  // No route writes hook events except through the queue: a new route calling processEvent, or
+  // inserting into events, would write outside group commit and answer before COMMIT.
+  verifyTree(tree) {
+    return routeWrites(tree)
+      .filter((r) => r.chain)
+      .map((r) => `${r.file}:${r.line} ${r.route} writes hook events outside the write queue (${r.chain}); route it through writeQueue.enqueue`);
+  },
+  reportTree(tree) {
+    const routes = routeWrites(tree);
+    const files = new Set(routes.map((r) => r.file));
+    const queued = routes.filter((r) => r.enqueues).map((r) => `${r.file}:${r.line} ${r.route}`);
+    return [`${routes.length} routes in ${files.size} files that mention hook-event writers checked (handlers followed through their module's functions): ${routes.filter((r) => r.chain).length} write hook events outside the queue; through writeQueue.enqueue: ${queued.join(", ") || "none"}`];
   },
   report(file) {
     if (file.path !== HOOKS) return [];
