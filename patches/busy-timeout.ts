@@ -42,9 +42,10 @@ export function connectionSites(file: AnyFile): BusySite[] {
  * same-file consts included).
  */
 export function fixedBusyTimeouts(file: AnyFile): CallExpression[] {
+  if (!/busy_timeout/i.test(file.text)) return [];
   return file.ast.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => {
     const callee = c.getExpression();
-    if (!Node.isPropertyAccessExpression(callee)) return false;
+    if (!Node.isPropertyAccessExpression(callee) || !["pragma", "exec", "prepare"].includes(callee.getName())) return false;
     const lit = sqlLiteral(file, c.getArguments()[0]);
     if (!lit) return false;
     const v = sqlText(lit);

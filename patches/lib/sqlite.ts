@@ -132,6 +132,7 @@ export function connectionSites(file: AnyFile): ConnectionSite[] {
 }
 
 const siteCache = new WeakMap<object, ConnectionSite[]>();
+const declCache = new WeakMap<object, Map<string, import("ts-morph").VariableDeclaration[]>>();
 
 function findSites(file: AnyFile): ConnectionSite[] {
   if (!MAY_OPEN_CONNECTION.test(file.text)) return [];
@@ -181,7 +182,13 @@ export function sqlLiteral(file: AnyFile, arg: Node | undefined): Node | null {
   if (!arg) return null;
   if (Node.isStringLiteral(arg) || Node.isNoSubstitutionTemplateLiteral(arg) || Node.isTemplateExpression(arg)) return arg;
   if (!Node.isIdentifier(arg)) return null;
-  const decls = file.ast.getDescendantsOfKind(SyntaxKind.VariableDeclaration).filter((d) => d.getName() === arg.getText());
+  let byName = declCache.get(file.ast);
+  if (!byName) {
+    byName = new Map();
+    for (const d of file.ast.getDescendantsOfKind(SyntaxKind.VariableDeclaration)) byName.set(d.getName(), [...(byName.get(d.getName()) ?? []), d]);
+    declCache.set(file.ast, byName);
+  }
+  const decls = byName.get(arg.getText()) ?? [];
   if (decls.length !== 1 || decls[0].getVariableStatement()?.getDeclarationKind() !== "const") return null;
   const init = decls[0].getInitializer();
   return init && (Node.isStringLiteral(init) || Node.isNoSubstitutionTemplateLiteral(init) || Node.isTemplateExpression(init)) ? init : null;

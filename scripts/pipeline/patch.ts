@@ -74,6 +74,22 @@ export function memoryTreeView(files: Record<string, string>, added: string[] = 
   return makeTreeView(Object.keys(files), (f) => files[f], new Set(added));
 }
 
+/**
+ * Parsed views by path and text, shared between tree views: the gate's view of a file no patch
+ * touched reuses the parse discover() made, and so does the next build of a ref with the same file.
+ * Read-only views only (VerifyFile), so sharing is safe; bounded, oldest dropped first.
+ */
+const viewCache = new Map<string, VerifyFile>();
+function sharedView(f: string, text: string): VerifyFile {
+  const key = `${f}\0${text}`;
+  let v = viewCache.get(key);
+  if (!v) {
+    if (viewCache.size >= 2000) viewCache.delete(viewCache.keys().next().value!);
+    viewCache.set(key, (v = verifyView(f, text)));
+  }
+  return v;
+}
+
 function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
   const jsFiles = [...new Set(paths)].filter((f) => /\.[cm]?js$/.test(f)).sort();
   const texts = new Map<string, string>();
@@ -88,7 +104,7 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     text,
     file(f) {
       let v = views.get(f);
-      if (!v) views.set(f, (v = verifyView(f, text(f))));
+      if (!v) views.set(f, (v = sharedView(f, text(f))));
       return v;
     },
     isAdded: (f) => added.has(f),
