@@ -315,12 +315,15 @@ function uncoveredConnections(file: AnyFile): ConnectionSite[] {
   return connectionSites(file).filter((s) => !txExempt(s) && !s.wrappers.has("immediateByDefault") && !coveredByStatement(file, s));
 }
 
-/** `….transaction(fn).deferred`: a transaction someone asked to be deferred explicitly. */
+/** `….transaction(fn).deferred`, or `tx.deferred` for a `const tx = ….transaction(fn)`: a transaction asked to be deferred explicitly. */
 function explicitDeferred(file: AnyFile): Node[] {
+  if (!/\.deferred\b/.test(file.text)) return [];
+  const isTransactionCall = (n: Node | undefined) => !!n && Node.isCallExpression(n) && Node.isPropertyAccessExpression(n.getExpression()) && (n.getExpression() as PropertyAccessExpression).getName() === "transaction";
+  const txNames = new Set(file.ast.getDescendantsOfKind(SyntaxKind.VariableDeclaration).filter((d) => isTransactionCall(d.getInitializer())).map((d) => d.getName()));
   return file.ast.getDescendantsOfKind(SyntaxKind.PropertyAccessExpression).filter((p) => {
     if (p.getName() !== "deferred") return false;
     const obj = p.getExpression();
-    return Node.isCallExpression(obj) && Node.isPropertyAccessExpression(obj.getExpression()) && (obj.getExpression() as PropertyAccessExpression).getName() === "transaction";
+    return isTransactionCall(obj) || (Node.isIdentifier(obj) && txNames.has(obj.getText()));
   });
 }
 
