@@ -31,7 +31,7 @@ export interface TreeView {
   readonly jsFiles: string[];
   text(path: string): string;
   file(path: string): VerifyFile;
-  /** A file a patch added (our runtime code under server/patch-runtime/), not upstream's. */
+  /** A file a patch added (our runtime code under server/patch-runtime/, opening with a `[patch:<id>]` comment), not upstream's. */
   isAdded(path: string): boolean;
 }
 

@@ -107,9 +107,12 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
       if (!v) views.set(f, (v = sharedView(f, text(f))));
       return v;
     },
-    isAdded: (f) => added.has(f),
+    // Declared additions, and our runtime files in a tree built before (they open with a [patch:<id>] comment).
+    isAdded: (f) => added.has(f) || OUR_RUNTIME_HEADER.test(text(f)),
   };
 }
+
+const OUR_RUNTIME_HEADER = /^(?:"use strict";\s*)?(?:\/\/|\/\*\*?)\s*\[patch:[a-z0-9-]+\]/;
 
 export interface TextPatchOutcome {
   action: "applied" | "already-applied";

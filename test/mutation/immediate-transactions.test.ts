@@ -5,8 +5,8 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { openDatabase } from "../../bench/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { before, buildMutant, mutateFixture, targetsOnly } from "../support/mutation.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
@@ -47,9 +47,8 @@ const migration = () => mutateFixture("raw-begin", { "server/lib/maintenance.js"
 
 /** POST the recount while another connection holds the write lock and commits a write 300 ms later. */
 async function recountUnderContention(url: string, dbPath: string): Promise<{ status: number; body: any }> {
-  const companion = new Database(dbPath);
+  const companion = openDatabase(dbPath, { timeout: 5000 });
   try {
-    companion.pragma("busy_timeout = 5000");
     companion.exec("BEGIN IMMEDIATE");
     companion.prepare("INSERT INTO maintenance_log (sessions) VALUES (-1)").run();
     const commit = setTimeout(() => companion.exec("COMMIT"), 300);

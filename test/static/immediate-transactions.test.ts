@@ -43,12 +43,16 @@ if (!realUpstream) describe("immediate-transactions in the generated real upstre
 describe.each(trees())("immediate-transactions in the generated %s tree", (_label, buildTree) => {
   it("applied to compat-sqlite.js and db.js and added its runtime, byte for byte", async () => {
     const built = await buildTree();
-    const mine = built.results.filter((r) => r.patch === ID).map((r) => [r.file, r.action]);
+    const mine = built.results.filter((r) => r.patch === ID && !r.discovered).map((r) => [r.file, r.action]);
     expect(mine).toEqual([
       [COMPAT, "applied"],
       [DB, "applied"],
       [RUNTIME_FILE, "applied"],
     ]);
+    // Beyond its targets it patched every module with a connection of its own (clear-data.js; upstream's tests on the real tree).
+    const found = built.results.filter((r) => r.patch === ID && r.discovered);
+    expect(found.map((r) => r.file)).toContain("scripts/clear-data.js");
+    for (const r of found) expect(readFileSync(path.join(built.outDir, r.file), "utf8")).toContain(".immediateByDefault(");
     expect(readFileSync(path.join(built.outDir, RUNTIME_FILE), "utf8")).toBe(readFileSync(path.join(repoRoot, "patches/runtime/immediate-transactions.js"), "utf8"));
   });
 

@@ -21,7 +21,10 @@ describe.each(trees())("generated tree: %s", (_label, buildTree) => {
     const expected = patches.flatMap((p) =>
       [...p.targets, ...(p.optionalTargets ?? []).filter(present), ...Object.keys(p.adds ?? {})].map((f) => `${p.id} ${f} applied`),
     );
-    expect(built.results.filter((r) => r.action !== "absent").map((r) => `${r.patch} ${r.file} ${r.action}`)).toEqual(expected);
+    // Files a patch found in the tree beyond its declared targets (discover) come right after them.
+    const declared = built.results.filter((r) => r.action !== "absent" && !r.discovered);
+    expect(declared.map((r) => `${r.patch} ${r.file} ${r.action}`)).toEqual(expected);
+    for (const r of built.results.filter((x) => x.discovered)) expect(r.action, `${r.patch} ${r.file}`).toBe("applied");
   });
 
   it("re-applying all patches to the output changes nothing (idempotent)", async () => {
