@@ -90,3 +90,46 @@ describe("optional targets", () => {
     expect(without.results).toMatchObject([{ file: "server/lib/added-later.js", action: "absent" }]);
   });
 });
+
+describe("whole-tree hooks: discover, verifyTree, satisfied", () => {
+  // A toy patch over every module that says `legacy()`: it finds them itself, and checks all of them.
+  const modern = {
+    ...toyPatch,
+    id: "toy-modern",
+    targets: ["server/db.js"],
+    adds: undefined,
+    apply(file: import("../../patches/define-patch.ts").PatchFile) {
+      if (file.path === "server/db.js") {
+        file.satisfied("db.js needs nothing");
+        file.edit.append("\n// modern\n");
+        return;
+      }
+      const at = file.text.indexOf("legacy()");
+      file.edit.overwrite(at, at + "legacy()".length, "modern()");
+    },
+    verify: (file: { path: string; text: string }) => (file.path === "server/db.js" ? (file.text.includes("// modern") ? [] : ["not modern"]) : file.text.includes("legacy()") ? ["legacy() call"] : []),
+    discover: (tree: import("../../patches/define-patch.ts").TreeView) => tree.jsFiles.filter((f) => f !== "server/db.js" && tree.text(f).includes("legacy()")),
+    verifyTree: (tree: import("../../patches/define-patch.ts").TreeView) => tree.jsFiles.filter((f) => tree.text(f).includes("legacy()")).map((f) => `${f}:1 legacy() call`),
+  };
+
+  it("applies to files it discovers (marked discovered) and records satisfied parts as already-satisfied rows", () => {
+    const dir = makeToyUpstream({ "server/lib/a.js": "legacy();\n", "scripts/b.js": "ok();\n" });
+    const out = runPatches(dir, [modern]);
+    expect(out.ok).toBe(true);
+    expect(out.results.map((r) => [r.file, r.action, r.note ?? null, r.discovered ?? false])).toEqual([
+      ["server/db.js", "already-satisfied", "db.js needs nothing", false],
+      ["server/db.js", "applied", null, false],
+      ["server/lib/a.js", "applied", null, true],
+    ]);
+    expect(readFileSync(path.join(dir, "server/lib/a.js"), "utf8")).toBe("modern();\n");
+  });
+
+  it("the gate runs verifyTree over every JS file, including files no patch touched", async () => {
+    const { assertGeneratedTree } = await import("../../scripts/pipeline/gate.ts");
+    const { listFiles } = await import("../../scripts/lib/hash.ts");
+    const dir = makeToyUpstream({ "server/lib/untouched.js": "legacy();\n" });
+    const files = listFiles(dir);
+    const gate = assertGeneratedTree({ dir, patches: [{ ...modern, targets: [], discover: undefined }], upstreamFiles: files, patchedFiles: [], addedFiles: [], nodeBinary: process.execPath });
+    expect(gate.problems).toEqual(["[toy-modern] whole tree: server/lib/untouched.js:1 legacy() call"]);
+  });
+});

@@ -2,7 +2,7 @@
 // BEGIN statements, and what verify/report say about a db.js or compat-sqlite.js.
 import { describe, expect, it } from "vitest";
 import patch, { beginStatements } from "../../patches/immediate-transactions.ts";
-import { verifyView } from "../../scripts/pipeline/patch.ts";
+import { memoryTreeView, verifyView } from "../../scripts/pipeline/patch.ts";
 
 const begins = (js: string) => beginStatements(verifyView("server/db.js", js)).map((b) => [b.line, b.mode?.word ?? null]);
 
@@ -56,5 +56,33 @@ describe("immediate-transactions verify and report", () => {
     expect(patch.verify(compat('return require("./patch-runtime/immediate-transactions").compatTransaction(this._db, fn);'))).toEqual([]);
     expect(patch.verify(compat("return (...a) => fn(...a);"))).toEqual(["transaction(fn) at line 2 does not return compatTransaction(…) (BEGIN IMMEDIATE + savepoints)"]);
     expect(patch.verify(compat('return require("./somewhere-else").compatTransaction(this._db, fn);'))).toHaveLength(1);
+  });
+});
+
+describe("immediate-transactions over the whole tree", () => {
+  const tree = () =>
+    memoryTreeView({
+      "server/lib/jobs.js": [
+        'const Database = require("better-sqlite3");',
+        'const jobs = new Database("jobs.db");',
+        'const SQL = "BEGIN";',
+        "jobs.exec(SQL);",
+        "const tx = jobs.transaction(() => 1);",
+        "tx.deferred();",
+      ].join("\n"),
+      "server/lib/read.js": 'const Database = require("better-sqlite3");\nconst r = new Database("x.db", { readonly: true });\n',
+      "server/patch-runtime/ours.js": '// [patch:x] ours\ndb.exec("BEGIN");\n',
+    });
+
+  it("names each deferred BEGIN (through a const too), each connection without immediateByDefault and each explicit .deferred, file:line", () => {
+    expect(patch.verifyTree!(tree())).toEqual([
+      "server/lib/jobs.js:3 deferred BEGIN in jobs.exec(…)",
+      'server/lib/jobs.js:2 new Database("jobs.db"): its transaction() helper would begin DEFERRED (expected immediateByDefault(new Database("jobs.db")))',
+      "server/lib/jobs.js:6 tx.deferred: an explicitly deferred transaction (take the write lock up front: .immediate)",
+    ]);
+  });
+
+  it("discovers the module it can fix, not the readonly one nor our own runtime file", () => {
+    expect(patch.discover!(tree())).toEqual(["server/lib/jobs.js"]);
   });
 });
