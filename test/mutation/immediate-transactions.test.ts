@@ -45,13 +45,13 @@ const ROUTE =
 
 const migration = () => mutateFixture("raw-begin", { "server/lib/maintenance.js": MAINTENANCE, "server/index.js": before('  app.use("/api", (req, res) => {', ROUTE) });
 
-/** POST the recount while another connection holds the write lock and commits a write 300 ms later. */
+/** POST the recount while another connection holds the write lock and commits a write 1 s later (ample time for the request to reach its write). */
 async function recountUnderContention(url: string, dbPath: string): Promise<{ status: number; body: any }> {
   const companion = openDatabase(dbPath, { timeout: 5000 });
   try {
     companion.exec("BEGIN IMMEDIATE");
     companion.prepare("INSERT INTO maintenance_log (sessions) VALUES (-1)").run();
-    const commit = setTimeout(() => companion.exec("COMMIT"), 300);
+    const commit = setTimeout(() => companion.exec("COMMIT"), 1000);
     const res = await fetch(`${url}/api/maintenance/recount`, { method: "POST" });
     clearTimeout(commit);
     if (companion.inTransaction) companion.exec("COMMIT");
