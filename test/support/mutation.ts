@@ -1,21 +1,32 @@
 // Mutation tests: a copy of the fixture monitor with ONE plausible upstream change, built with the
 // real patches into a temp dir. Either the build fails (a gate names the patch) or it succeeds and
 // the test shows the property still holds.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { expect } from "vitest";
+import { afterAll, expect } from "vitest";
 import { patches as allPatches } from "../../patches/index.ts";
 import type { Patch } from "../../patches/define-patch.ts";
 import { fixtureUpstreamDir } from "../../scripts/lib/paths.ts";
 import { build, BuildError, type BuildOutcome } from "../../scripts/pipeline/build.ts";
+
+// Every mutant and build folder of the test file, removed after its tests (registered at import).
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
 
 /** New file text, or an edit of the fixture's text (which must change it). */
 export type Mutation = Record<string, string | ((text: string) => string)>;
 
 /** A temp copy of the fixture monitor with `mutation` applied; returns its path. */
 export function mutateFixture(name: string, mutation: Mutation): string {
-  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), `am-mutant-${name}-`)), "upstream");
+  const dir = path.join(tempDir(`am-mutant-${name}-`), "upstream");
   cpSync(fixtureUpstreamDir, dir, { recursive: true });
   for (const [rel, change] of Object.entries(mutation)) {
     const abs = path.join(dir, rel);
@@ -49,7 +60,7 @@ export interface MutantBuild {
 
 /** Build the mutant (patched, or unpatched for contrast) into a fresh temp folder. */
 export async function buildMutant(dir: string, opts: { unpatched?: boolean; patches?: Patch[] } = {}): Promise<MutantBuild> {
-  const out = path.join(mkdtempSync(path.join(os.tmpdir(), "am-mutant-out-")), "agent-monitor");
+  const out = path.join(tempDir("am-mutant-out-"), "agent-monitor");
   try {
     const outcome = await build({ upstream: dir, out, stamp: `${out}.stamp.json`, patches: opts.patches ?? allPatches, unpatched: opts.unpatched, force: true, log: () => {} });
     return { out, outcome, problems: null };
