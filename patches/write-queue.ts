@@ -384,6 +384,7 @@ function verifyIndex(file: VerifyFile): string[] {
 
 export default definePatch({
   id: ID,
+  needs: ["transcript-outside-lock"],
   description: "Group commit for hook events: one IMMEDIATE transaction per batch, a SAVEPOINT per event, answers and broadcasts after COMMIT.",
   why:
     "Upstream writes each hook event in its own transaction and answers before anything guarantees durability; under concurrent " +

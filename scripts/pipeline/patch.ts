@@ -4,11 +4,14 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 import MagicString, { type SourceMap } from "magic-string";
-import { Project, ScriptKind, type SourceFile } from "ts-morph";
+import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
 import type { Patch, PatchFile, VerifyFile } from "../../patches/define-patch.ts";
+import { recordAnchors } from "../../patches/lib/anchors.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
+import { collectUnits, type Fingerprints, unitAt } from "./fingerprint.ts";
 
-export type PatchAction = "applied" | "already-applied" | "failed" | "absent";
+// "already-satisfied": upstream itself has what the patch adds (h9a); "skipped": a patch it needs failed.
+export type PatchAction = "applied" | "already-applied" | "already-satisfied" | "failed" | "skipped" | "absent";
 
 export interface PatchResult {
   patch: string;
@@ -63,7 +66,7 @@ export interface TextPatchOutcome {
  * Apply one patch to one file's text. Pure. A file that already satisfies `verify` is
  * "already-applied" and returned unchanged; an applied patch must then pass `verify`.
  */
-export function applyPatchToText(patch: Patch, filePath: string, text: string): TextPatchOutcome {
+export function applyPatchToText(patch: Patch, filePath: string, text: string, onAnchor?: (node: Node) => void): TextPatchOutcome {
   if (patch.verify(verifyView(filePath, text)).length === 0) return { action: "already-applied", text, map: null };
   const edit = new MagicString(text);
   const ast = lazyAst(filePath, text);
@@ -75,7 +78,8 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
       return ast();
     },
   };
-  patch.apply(file);
+  if (onAnchor) recordAnchors(onAnchor, () => patch.apply(file));
+  else patch.apply(file);
   if (!edit.hasChanged()) {
     throw new PatchTargetError(patch.id, filePath, "edit", 0, "apply() changed nothing although verify() reports the patch missing.");
   }
@@ -94,6 +98,8 @@ export interface PatchRunOutcome {
   /** Files added by patches. */
   addedFiles: string[];
   ok: boolean;
+  /** Per patch, the upstream units around its anchors (see fingerprint.ts). */
+  fingerprints: Fingerprints;
 }
 
 /**
@@ -109,7 +115,20 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   const results: PatchResult[] = [];
   const added = new Map<string, string>();
 
+  const fingerprints: Fingerprints = {};
+  const upstreamAst = new Map<string, SourceFile>();
+  const blocked = new Set<string>();
+
   for (const patch of patches) {
+    // A patch whose prerequisite failed would only fail again on anchors that patch should have made.
+    const missing = (patch.needs ?? []).find((id) => blocked.has(id));
+    if (missing) {
+      blocked.add(patch.id);
+      for (const file of [...patch.targets, ...(patch.optionalTargets ?? []), ...Object.keys(patch.adds ?? {})]) {
+        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, error: `[${patch.id}] ${file}: skipped (needs ${missing})` });
+      }
+      continue;
+    }
     const optional = new Set(patch.optionalTargets ?? []);
     for (const target of [...patch.targets, ...optional]) {
       if (!current.has(target)) {
@@ -128,8 +147,14 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
       }
       const before = current.get(target)!;
       try {
-        const out = applyPatchToText(patch, target, before);
+        const anchors: number[] = [];
+        const out = applyPatchToText(patch, target, before, (n) => anchors.push(n.getStart()));
         if (out.action === "applied") {
+          const sf = upstreamAst.get(target) ?? parseJs(target, original.get(target)!);
+          upstreamAst.set(target, sf);
+          const fileUnits = toUpstream(anchors, before, maps.get(target), original.get(target)!).map((pos) => unitAt(sf, pos)).filter((u): u is Node => !!u);
+          const fps = collectUnits(target, fileUnits);
+          if (fps.length > 0) (fingerprints[patch.id] ??= []).push(...fps);
           current.set(target, out.text);
           maps.set(target, [...(maps.get(target) ?? []), out.map!]);
         }
@@ -138,6 +163,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         results.push(failure(patch, target, upstreamLines((err as Error).message, maps.get(target))));
       }
     }
+    if (results.some((r) => r.patch === patch.id && r.action === "failed")) blocked.add(patch.id);
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
       const abs = path.join(root, file);
       if (existsSync(abs) || added.has(file)) {
@@ -149,7 +175,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
     }
   }
 
-  const ok = results.every((r) => r.action !== "failed");
+  const ok = results.every((r) => r.action !== "failed" && r.action !== "skipped");
   const patchedFiles = [...current.keys()].filter((f) => current.get(f) !== original.get(f)).sort();
   if (ok) {
     for (const file of patchedFiles) {
@@ -164,7 +190,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
       writeFileSync(path.join(root, file), content);
     }
   }
-  return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok };
+  return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok, fingerprints };
 }
 
 /**
@@ -173,13 +199,43 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
  */
 function upstreamLines(message: string, earlier: SourceMap[] | undefined): string {
   if (!earlier?.length) return message;
-  const chain = earlier.slice().reverse();
-  const trace = new TraceMap(remapping(chain.map((m) => m.toString()), () => null) as never);
+  const trace = composedTrace(earlier);
   return message.replace(/\bline (\d+)(?!\s*\(upstream)/g, (whole, n: string) => {
     const pos = originalPositionFor(trace, { line: Number(n), column: 0 });
     if (pos.line === null) return `${whole} (a line an earlier patch added)`;
     return pos.line === Number(n) ? whole : `${whole} (upstream line ${pos.line})`;
   });
+}
+
+function composedTrace(earlier: SourceMap[]): TraceMap {
+  return new TraceMap(remapping(earlier.slice().reverse().map((m) => m.toString()), () => null) as never);
+}
+
+/**
+ * Offsets in the text a patch received -> offsets in upstream's file, through the earlier patches'
+ * maps, so the fingerprint is of upstream's code, not of our earlier edits. Anchors inside code an
+ * earlier patch wrote have no upstream position and are dropped.
+ */
+function toUpstream(offsets: number[], text: string, earlier: SourceMap[] | undefined, upstream: string): number[] {
+  if (!earlier?.length || offsets.length === 0) return offsets;
+  const trace = composedTrace(earlier);
+  const starts = lineStarts(text);
+  const upstreamStarts = lineStarts(upstream);
+  const out: number[] = [];
+  for (const off of offsets) {
+    let line = 0;
+    while (line + 1 < starts.length && starts[line + 1] <= off) line++;
+    const pos = originalPositionFor(trace, { line: line + 1, column: off - starts[line] });
+    if (pos.line === null || pos.column === null) continue;
+    out.push((upstreamStarts[pos.line - 1] ?? 0) + pos.column);
+  }
+  return out;
+}
+
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return starts;
 }
 
 function failure(patch: Patch, file: string, error: string): PatchResult {
