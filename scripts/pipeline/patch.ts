@@ -40,9 +40,34 @@ export function parseJs(filePath: string, text: string): SourceFile {
   return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
 }
 
+// The engine parses the same text several times (verify before, apply, verify after, the gate, the
+// fingerprints, and the next ref of a drift run, whose files are often unchanged): parse each
+// (path, text) once and keep the most recent ones. Evicted files leave the project, so a long
+// drift run does not accumulate every tree it ever parsed.
+const parsed = new Map<string, SourceFile>();
+const PARSE_CACHE_MAX = 48;
+
+function parseCached(filePath: string, text: string): SourceFile {
+  const key = `${filePath}\0${text}`;
+  const hit = parsed.get(key);
+  if (hit) {
+    parsed.delete(key);
+    parsed.set(key, hit);
+    return hit;
+  }
+  const sf = parseJs(filePath, text);
+  parsed.set(key, sf);
+  if (parsed.size > PARSE_CACHE_MAX) {
+    const [oldKey, old] = parsed.entries().next().value!;
+    parsed.delete(oldKey);
+    project.removeSourceFile(old);
+  }
+  return sf;
+}
+
 function lazyAst(filePath: string, text: string): () => SourceFile {
   let ast: SourceFile | undefined;
-  return () => (ast ??= parseJs(filePath, text));
+  return () => (ast ??= parseCached(filePath, text));
 }
 
 export function verifyView(filePath: string, text: string): VerifyFile {
@@ -116,7 +141,6 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   const added = new Map<string, string>();
 
   const fingerprints: Fingerprints = {};
-  const upstreamAst = new Map<string, SourceFile>();
   const blocked = new Set<string>();
 
   for (const patch of patches) {
@@ -150,11 +174,11 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         const anchors: number[] = [];
         const out = applyPatchToText(patch, target, before, (n) => anchors.push(n.getStart()));
         if (out.action === "applied") {
-          const sf = upstreamAst.get(target) ?? parseJs(target, original.get(target)!);
-          upstreamAst.set(target, sf);
-          const fileUnits = toUpstream(anchors, before, maps.get(target), original.get(target)!).map((pos) => unitAt(sf, pos)).filter((u): u is Node => !!u);
+          const sf = parseCached(target, original.get(target)!);
+          const fileUnits = toUpstream(anchors, maps.get(target)).map((pos) => unitAt(sf, pos)).filter((u): u is Node => !!u);
           const fps = collectUnits(target, fileUnits);
           if (fps.length > 0) (fingerprints[patch.id] ??= []).push(...fps);
+          outputLineStarts.set(out.map!, lineStarts(out.text));
           current.set(target, out.text);
           maps.set(target, [...(maps.get(target) ?? []), out.map!]);
         }
@@ -211,23 +235,36 @@ function composedTrace(earlier: SourceMap[]): TraceMap {
   return new TraceMap(remapping(earlier.slice().reverse().map((m) => m.toString()), () => null) as never);
 }
 
+const traces = new WeakMap<SourceMap, { trace: TraceMap; starts: number[] }>();
+/** Line starts of the text each map was generated for (its output side). */
+const outputLineStarts = new WeakMap<SourceMap, number[]>();
+
 /**
- * Offsets in the text a patch received -> offsets in upstream's file, through the earlier patches'
- * maps, so the fingerprint is of upstream's code, not of our earlier edits. Anchors inside code an
- * earlier patch wrote have no upstream position and are dropped.
+ * Offsets in the text a patch received -> offsets in upstream's file, back through each earlier
+ * patch's map (each parsed once), so the fingerprint is of upstream's code, not of our earlier
+ * edits. Anchors inside code an earlier patch wrote have no upstream position and are dropped.
  */
-function toUpstream(offsets: number[], text: string, earlier: SourceMap[] | undefined, upstream: string): number[] {
-  if (!earlier?.length || offsets.length === 0) return offsets;
-  const trace = composedTrace(earlier);
-  const starts = lineStarts(text);
-  const upstreamStarts = lineStarts(upstream);
-  const out: number[] = [];
-  for (const off of offsets) {
-    let line = 0;
-    while (line + 1 < starts.length && starts[line + 1] <= off) line++;
-    const pos = originalPositionFor(trace, { line: line + 1, column: off - starts[line] });
-    if (pos.line === null || pos.column === null) continue;
-    out.push((upstreamStarts[pos.line - 1] ?? 0) + pos.column);
+function toUpstream(offsets: number[], earlier: SourceMap[] | undefined): number[] {
+  let out = offsets;
+  for (const map of (earlier ?? []).slice().reverse()) {
+    let t = traces.get(map);
+    if (!t) {
+      t = { trace: new TraceMap(map.toString()), starts: lineStarts(map.sourcesContent?.[0] ?? "") };
+      traces.set(map, t);
+    }
+    const { trace, starts } = t;
+    const outStarts = outputLineStarts.get(map)!;
+    out = out.flatMap((off) => {
+      let lo = 0;
+      let hi = outStarts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (outStarts[mid] <= off) lo = mid;
+        else hi = mid - 1;
+      }
+      const pos = originalPositionFor(trace, { line: lo + 1, column: off - outStarts[lo] });
+      return pos.line === null || pos.column === null ? [] : [(starts[pos.line - 1] ?? 0) + pos.column];
+    });
   }
   return out;
 }
