@@ -96,7 +96,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
   try {
     const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches });
     col.commit = outcome.upstream.commit;
-    col.label = outcome.upstream.tag ? `${outcome.upstream.tag} (${shortSha(outcome.upstream.commit)})` : shortSha(outcome.upstream.commit);
+    col.label = /^[0-9a-f]{40}$/.test(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
     col.outcome = outcome;
     fill(outcome.results, [], outcome.reviews);
   } catch (err) {
