@@ -116,6 +116,22 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string, o
   return { action: "applied", text: out, map: edit.generateMap({ source: filePath, hires: "boundary", includeContent: true }) };
 }
 
+// A patch is a pure function of its input text, and releases share many files (a drift run over 12
+// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes.
+const applied = new Map<string, { out: TextPatchOutcome; anchors: number[] }>();
+const APPLY_CACHE_MAX = 64;
+
+function applyMemo(patch: Patch, filePath: string, text: string): { out: TextPatchOutcome; anchors: number[] } {
+  const key = `${patch.id}\0${filePath}\0${text}`;
+  const hit = applied.get(key);
+  if (hit) return hit;
+  const anchors: number[] = [];
+  const value = { out: applyPatchToText(patch, filePath, text, (n) => anchors.push(n.getStart())), anchors };
+  applied.set(key, value);
+  if (applied.size > APPLY_CACHE_MAX) applied.delete(applied.keys().next().value!);
+  return value;
+}
+
 export interface PatchRunOutcome {
   results: PatchResult[];
   /** Files whose content the patches changed (posix relative paths). */
@@ -171,8 +187,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
       }
       const before = current.get(target)!;
       try {
-        const anchors: number[] = [];
-        const out = applyPatchToText(patch, target, before, (n) => anchors.push(n.getStart()));
+        const { out, anchors } = applyMemo(patch, target, before);
         if (out.action === "applied") {
           const sf = parseCached(target, original.get(target)!);
           const fileUnits = toUpstream(anchors, maps.get(target)).map((pos) => unitAt(sf, pos)).filter((u): u is Node => !!u);
