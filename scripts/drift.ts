@@ -47,8 +47,6 @@ export interface DriftOptions {
   reviewed?: string | null;
   /** Where the throwaway builds go (default .cache/drift). */
   workDir?: string;
-  /** Keep the built tree of each ref (bump reads the diffs); default: removed after the column. */
-  keep?: boolean;
   log?: (line: string) => void;
 }
 
@@ -104,7 +102,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
     if (err instanceof BuildError) fill(err.results, err.step === "patch" ? [] : err.problems, err.reviews);
     else col.errors.push((err as Error).message.split("\n")[0]);
   } finally {
-    if (!opts.keep) rmSync(path.dirname(out), { recursive: true, force: true });
+    rmSync(path.dirname(out), { recursive: true, force: true });
   }
   col.ms = performance.now() - t0;
   return col;
