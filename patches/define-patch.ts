@@ -44,6 +44,11 @@ export interface Patch {
   why: string;
   /** When it can be dropped. */
   removeWhen: string;
+  /**
+   * Ids of earlier patches whose output this one edits. When one of them fails (or is skipped),
+   * this patch is reported `skipped (needs <id>)` instead of failing on its missing anchors.
+   */
+  needs?: string[];
   /** Upstream files the patch edits; each must be touched, or the build fails. */
   targets: string[];
   /** Files edited when the upstream release has them (added upstream later); absent ones are reported, not failed. */

@@ -48,6 +48,7 @@ function wrappingRun(enqueue: CallExpression): CallExpression | undefined {
 
 export default definePatch({
   id: ID,
+  needs: ["write-queue"],
   description: "Large transcripts are first parsed in a worker thread; the hook route waits for that, not the event loop.",
   why:
     "Upstream's TranscriptCache reads and parses a transcript synchronously. The first read of a multi-MB transcript (a resumed " +

@@ -284,6 +284,7 @@ function verifyHooks(file: VerifyFile): string[] {
 
 export default definePatch({
   id: ID,
+  needs: ["write-queue"],
   description: "Hook events carry their send time; an event sent before its session's SessionEnd never reopens the session, and batches apply in send order.",
   why:
     "The v2 hook client is fire-and-forget, so under load one agent's hook requests reach the server out of order; a PreToolUse, " +

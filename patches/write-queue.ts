@@ -426,6 +426,7 @@ function routeWrites(tree: TreeView): RouteWrite[] {
 
 export default definePatch({
   id: ID,
+  needs: ["transcript-outside-lock"],
   description: "Group commit for hook events: one IMMEDIATE transaction per batch, a SAVEPOINT per event, answers and broadcasts after COMMIT.",
   why:
     "Upstream writes each hook event in its own transaction and answers before anything guarantees durability; under concurrent " +

@@ -28,6 +28,8 @@ Flags:
                      and every input whose hash no longer matches the stamp
   --diff             print each patch's unified diff (always written to <out>.patches.diff)
   --unpatched        build upstream without patches (the benchmark's baseline)
+  --strict           fail when upstream code around a patch anchor changed since the reviewed
+                     build-stamp.json ("applies — re-review"; a warning otherwise)
   --quiet            print only errors and the final line
   -h, --help         show this help
 
@@ -48,6 +50,7 @@ function parse() {
         check: { type: "boolean" },
         diff: { type: "boolean" },
         unpatched: { type: "boolean" },
+        strict: { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -93,6 +96,7 @@ async function main(): Promise<number> {
     force: args.force,
     diff: args.diff,
     unpatched: args.unpatched,
+    strict: args.strict,
     patches,
     log,
   });
@@ -108,13 +112,14 @@ async function main(): Promise<number> {
     log(resultsTable(outcome.results));
     log("");
   }
+  if (args.quiet) for (const r of outcome.reviews) console.log(chalk.yellow(r.line));
   const applied = outcome.results.filter((r) => r.action === "applied").length;
   const already = outcome.results.filter((r) => r.action === "already-applied").length;
   const satisfied = outcome.results.filter((r) => r.action === "already-satisfied").length;
   console.log(
     chalk.green(`built ${rel(outcome.outDir)} in ${secs}s`) +
       ` — upstream ${outcome.stamp.upstream.tag ?? outcome.stamp.upstream.commit ?? outcome.stamp.upstream.repository}, ` +
-      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} already satisfied by upstream` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
+      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} already satisfied by upstream` : ""}${outcome.reviews.length ? `, ${outcome.reviews.length} to re-review` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
   );
   return 0;
 }
@@ -127,7 +132,8 @@ main().then(
     } else if (err instanceof BuildError) {
       console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));
       for (const p of err.problems) console.error(`  - ${p}`);
-      if (err.step === "patch") console.error("A patch target moved upstream: update the patch (see README, 'Bumping upstream').");
+      if (err.step === "patch") console.error("A patch target moved upstream: update the patch (npm run drift shows which releases it holds on).");
+      if (err.step.startsWith("review")) console.error("Upstream changed around these anchors: review the patches against it, then rebuild without --strict to record the new fingerprints.");
     } else {
       console.error(err);
     }

@@ -1,13 +1,11 @@
 #!/usr/bin/env -S npx tsx
 // Builds every release tag in upstream.pin.json and prints tag -> built / failed (with reason).
-import { mkdtempSync, readFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { patches } from "../patches/index.ts";
+import { isClean, runDrift } from "./drift.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { readPin } from "./lib/pin.ts";
-import { build, BuildError } from "./pipeline/build.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 
 export interface MatrixRow {
@@ -28,21 +26,14 @@ export function declaredUnsupported(): Record<string, Declared> {
   return JSON.parse(readFileSync(path.join(repoRoot, "patches/release-support.json"), "utf8")).unsupported;
 }
 
+/** The drift columns of the pin's releases (scripts/drift.ts), as pass/fail rows with the failure lines. */
 export async function runMatrix(upstream: string): Promise<MatrixRow[]> {
   const pin = readPin();
-  const rows: MatrixRow[] = [];
-  for (const [tag, commit] of Object.entries(pin.releases)) {
-    const out = path.join(mkdtempSync(path.join(os.tmpdir(), `am-matrix-${tag}-`)), "agent-monitor");
-    const t0 = performance.now();
-    try {
-      await build({ upstream, ref: tag, out, stamp: `${out}.stamp.json`, patches, force: true });
-      rows.push({ tag, commit, ok: true, problems: [], ms: performance.now() - t0 });
-    } catch (err) {
-      const problems = err instanceof BuildError ? err.problems : [(err as Error).message];
-      rows.push({ tag, commit, ok: false, problems, ms: performance.now() - t0 });
-    }
-  }
-  return rows;
+  const columns = await runDrift({ upstream, refs: Object.keys(pin.releases), pin });
+  return columns.map((col) => {
+    const problems = [...Object.entries(col.cells).filter(([, c]) => c.status === "failed" || c.status === "skipped").map(([id, c]) => `[${id}] ${c.reason}`), ...col.errors];
+    return { tag: col.ref, commit: pin.releases[col.ref], ok: isClean(col, false), problems, ms: col.ms };
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,4 +1,5 @@
 // Small AST helpers the patches share (locating only; edits go through magic-string).
+import { noteAnchor } from "./anchors.ts";
 import { type ArrowFunction, type FunctionDeclaration, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
 
 export type FnLike = ArrowFunction | FunctionExpression;
@@ -9,7 +10,9 @@ export function isFnLike(n: Node | undefined): n is FnLike {
 
 /** The module-level `function name(…) {…}`, if any. */
 export function topLevelFunction(sf: SourceFile, name: string): FunctionDeclaration | undefined {
-  return sf.getStatements().find((s): s is FunctionDeclaration => Node.isFunctionDeclaration(s) && s.getName() === name);
+  const fn = sf.getStatements().find((s): s is FunctionDeclaration => Node.isFunctionDeclaration(s) && s.getName() === name);
+  noteAnchor(fn);
+  return fn;
 }
 
 /** Names declared at module level (functions, variables, destructured bindings). */

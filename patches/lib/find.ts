@@ -1,6 +1,7 @@
 // Locators for patches: every anchor must match exactly once, and a miss explains itself.
 import { Node, SyntaxKind } from "ts-morph";
 import type { PatchFile, VerifyFile } from "../define-patch.ts";
+import { noteAnchor } from "./anchors.ts";
 import { PatchTargetError } from "./errors.ts";
 
 type AnyFile = PatchFile | VerifyFile;
@@ -17,7 +18,9 @@ export interface Anchor<T extends Node> {
 /** All nodes of a kind matching a predicate, in source order. */
 export function findAll<T extends Node>(file: AnyFile, anchor: Anchor<T>): T[] {
   const root = anchor.within ?? file.ast;
-  return root.getDescendantsOfKind(anchor.kind).filter((n): n is T & typeof n => anchor.match(n)) as unknown as T[];
+  const hits = root.getDescendantsOfKind(anchor.kind).filter((n): n is T & typeof n => anchor.match(n)) as unknown as T[];
+  hits.forEach(noteAnchor);
+  return hits;
 }
 
 /** The single node matching `anchor`; otherwise a PatchTargetError naming the nearest candidate. */

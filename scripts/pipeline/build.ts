@@ -6,8 +6,9 @@ import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
-import { type Pin, readPin } from "../lib/pin.ts";
+import { type Pin, readPin, shortSha } from "../lib/pin.ts";
 import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
+import { compareFingerprints, type Fingerprints, type ReviewNote } from "./fingerprint.ts";
 import { assertGeneratedTree } from "./gate.ts";
 import { MATERIALIZED_ENTRIES, materialize } from "./materialize.ts";
 import { type PatchResult, runPatches } from "./patch.ts";
@@ -25,6 +26,13 @@ export interface BuildOptions {
   diff?: boolean;
   /** Build without patches (the benchmark's baseline). */
   unpatched?: boolean;
+  /**
+   * The stamp whose fingerprints were last reviewed (default: the committed build-stamp.json for a
+   * git upstream; none for a plain directory). null: compare with nothing.
+   */
+  reviewed?: string | null;
+  /** Make "applies — re-review" a build failure (for CI of a bump). */
+  strict?: boolean;
   patches: Patch[];
   pin?: Pin;
   log?: (line: string) => void;
@@ -39,6 +47,8 @@ export interface BuildOutcome {
   upstream: FetchedUpstream;
   timings: { step: string; ms: number }[];
   notes: string[];
+  /** Anchored upstream code that changed since the reviewed stamp (not a failure unless strict). */
+  reviews: ReviewNote[];
 }
 
 /** A build failure with everything that went wrong, one line each. */
@@ -47,6 +57,7 @@ export class BuildError extends Error {
     readonly step: string,
     readonly problems: string[],
     readonly results: PatchResult[] = [],
+    readonly reviews: ReviewNote[] = [],
   ) {
     super(`${step} failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "BuildError";
@@ -62,7 +73,7 @@ const upstreamCache = path.join(cacheDir, "upstream");
 export function defaultStampFile(opts: Pick<BuildOptions, "out" | "upstream" | "ref" | "unpatched">, pin: Pin, isDirectorySource: boolean): string {
   const out = path.resolve(opts.out ?? defaultOutDir);
   const pinned = out === defaultOutDir && !opts.unpatched && !isDirectorySource && (!opts.ref || opts.ref === pin.tag || opts.ref === pin.commit);
-  return pinned ? path.join(repoRoot, "build-stamp.json") : `${out}.stamp.json`;
+  return pinned ? committedStampFile : `${out}.stamp.json`;
 }
 
 export function upstreamLabel(u: FetchedUpstream, pin: Pin): string {
@@ -103,7 +114,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   const contentHash = hashManifest(hashFiles(upstream.dir, upstreamFiles));
   if (!opts.force && previous && previous.upstream.commit === upstream.commit && previous.upstream.contentHash === contentHash && diffInputs(previous, inputs).length === 0 && diffOutputs(previous, outDir).length === 0) {
     log(`up to date: ${path.relative(repoRoot, outDir) || outDir} matches ${path.relative(repoRoot, stampFile)} (use --force to rebuild)`);
-    return { status: "up-to-date", outDir, stampFile, stamp: previous, results: [], upstream, timings, notes: [] };
+    return { status: "up-to-date", outDir, stampFile, stamp: previous, results: [], upstream, timings, notes: [], reviews: [] };
   }
 
   const parent = path.dirname(outDir);
@@ -116,16 +127,22 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     const patched = await step("patch", () => runPatches(staging, patches), (p) => `${patches.length} patches, ${p.patchedFiles.length} files changed, ${p.addedFiles.length} added`);
     const report = patchDiffs(patched.results);
     if (opts.diff && report) log(report);
+    const reviews = reviewNotes(opts.reviewed === undefined ? (upstream.kind === "git" ? committedStampFile : null) : opts.reviewed, patched.fingerprints);
+    for (const r of reviews) log(`  ${r.line}`);
     if (!patched.ok) {
       const at = ` (upstream: ${describeUpstream(upstream)})`;
-      throw new BuildError("patch", patched.results.filter((r) => r.action === "failed").map((r) => r.error! + at), patched.results);
+      // Causes first; the patches that could not run because of them after, as "skipped (needs …)".
+      const failed = patched.results.filter((r) => r.action === "failed").map((r) => r.error! + at);
+      const skipped = patched.results.filter((r) => r.action === "skipped").map((r) => r.error!);
+      throw new BuildError("patch", [...failed, ...skipped], patched.results, reviews);
     }
     const gate = await step(
       "gate",
       () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: mat.files, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
       (g) => `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${g.problems.length} problems`,
     );
-    if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results);
+    if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, reviews);
+    if (opts.strict && reviews.length > 0) throw new BuildError("review (--strict)", reviews.map((r) => r.line), patched.results, reviews);
 
     const stamp = await step("stamp", () => {
       const files = listFiles(staging);
@@ -134,16 +151,27 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
         upstream: { repository: upstreamLabel(upstream, pin), tag: upstream.tag, commit: upstream.commit, contentHash: mat.contentHash },
         inputs,
         outputs: hashFiles(staging, files),
+        fingerprints: patched.fingerprints,
       };
       swapIntoPlace(staging, outDir);
       writeFileSync(`${outDir}.patches.diff`, report);
       writeStamp(stampFile, s);
       return s;
     }, () => path.relative(repoRoot, stampFile));
-    return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes };
+    return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes, reviews };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+export const committedStampFile = path.join(repoRoot, "build-stamp.json");
+
+/** The anchored upstream units that differ from the reviewed stamp's (none without one). */
+function reviewNotes(reviewedFile: string | null, now: Fingerprints): ReviewNote[] {
+  const reviewed = reviewedFile ? readStamp(reviewedFile) : null;
+  if (!reviewed?.fingerprints) return [];
+  const ref = reviewed.upstream.tag ?? (reviewed.upstream.commit ? shortSha(reviewed.upstream.commit) : reviewed.upstream.repository);
+  return compareFingerprints(reviewed.fingerprints, now, ref);
 }
 
 /** Files of the upstream tree that materialize would copy (for the skip check, without copying). */
@@ -185,7 +213,7 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
   if (!stamp) return { ok: false, problems: [`${path.relative(repoRoot, stampFile)} is missing or unreadable; run the build first`], stampFile };
   const node = ensureNode22();
   const problems = diffInputs(stamp, currentInputs(opts.unpatched ? [] : opts.patches, nodeMajor(node)));
-  if (stampFile === path.join(repoRoot, "build-stamp.json") && stamp.upstream.commit !== pin.commit) {
+  if (stampFile === committedStampFile && stamp.upstream.commit !== pin.commit) {
     problems.push(`upstream.pin.json pins ${pin.commit}, the stamp was built from ${stamp.upstream.commit}`);
   }
   problems.push(...diffOutputs(stamp, outDir));

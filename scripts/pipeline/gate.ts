@@ -1,10 +1,10 @@
 // Step 4: prove the staged tree is what we meant to ship before it replaces the old one.
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
 import { listFiles } from "../lib/hash.ts";
 import { treeView, verifyView } from "./patch.ts";
+import { syntaxCheck } from "./syntax.ts";
 
 export interface GateInput {
   dir: string;
@@ -54,10 +54,8 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
     for (const line of patch.reportTree?.(tree) ?? []) notes.push(`[${patch.id}] whole tree: ${line}`);
   }
 
-  for (const file of [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f))) {
-    const r = spawnSync(input.nodeBinary, ["--check", path.join(input.dir, file)], { encoding: "utf8" });
-    if (r.status !== 0) problems.push(`syntax: ${file}: ${(r.stderr || "").trim().split("\n").slice(0, 5).join(" | ")}`);
-  }
+  const scripts = [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f));
+  problems.push(...syntaxCheck(input.nodeBinary, scripts.map((rel) => ({ rel, abs: path.join(input.dir, rel) }))));
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);
   const actual = listFiles(input.dir);

@@ -4,13 +4,15 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 import MagicString, { type SourceMap } from "magic-string";
-import { Project, ScriptKind, type SourceFile } from "ts-morph";
+import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
 import type { Patch, PatchFile, TreeView, VerifyFile } from "../../patches/define-patch.ts";
+import { recordAnchors } from "../../patches/lib/anchors.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
+import { collectUnits, type Fingerprints, unitAt } from "./fingerprint.ts";
 
-/** "already-satisfied": a part of the patch upstream already does itself (`note` says which). */
-export type PatchAction = "applied" | "already-applied" | "already-satisfied" | "failed" | "absent";
+/** "already-satisfied": a part of the patch upstream already does itself (`note` says which); "skipped": a patch it needs failed. */
+export type PatchAction = "applied" | "already-applied" | "already-satisfied" | "failed" | "skipped" | "absent";
 
 export interface PatchResult {
   patch: string;
@@ -43,9 +45,34 @@ export function parseJs(filePath: string, text: string): SourceFile {
   return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
 }
 
+// The engine parses the same text several times (verify before, apply, verify after, the gate, the
+// fingerprints, and the next ref of a drift run, whose files are often unchanged): parse each
+// (path, text) once and keep the most recent ones. Evicted files leave the project, so a long
+// drift run does not accumulate every tree it ever parsed.
+const parsed = new Map<string, SourceFile>();
+const PARSE_CACHE_MAX = 48;
+
+function parseCached(filePath: string, text: string): SourceFile {
+  const key = `${filePath}\0${text}`;
+  const hit = parsed.get(key);
+  if (hit) {
+    parsed.delete(key);
+    parsed.set(key, hit);
+    return hit;
+  }
+  const sf = parseJs(filePath, text);
+  parsed.set(key, sf);
+  if (parsed.size > PARSE_CACHE_MAX) {
+    const [oldKey, old] = parsed.entries().next().value!;
+    parsed.delete(oldKey);
+    project.removeSourceFile(old);
+  }
+  return sf;
+}
+
 function lazyAst(filePath: string, text: string): () => SourceFile {
   let ast: SourceFile | undefined;
-  return () => (ast ??= parseJs(filePath, text));
+  return () => (ast ??= parseCached(filePath, text));
 }
 
 export function verifyView(filePath: string, text: string): VerifyFile {
@@ -126,7 +153,7 @@ export interface TextPatchOutcome {
  * Apply one patch to one file's text. Pure. A file that already satisfies `verify` is
  * "already-applied" and returned unchanged; an applied patch must then pass `verify`.
  */
-export function applyPatchToText(patch: Patch, filePath: string, text: string): TextPatchOutcome {
+export function applyPatchToText(patch: Patch, filePath: string, text: string, onAnchor?: (node: Node) => void): TextPatchOutcome {
   if (patch.verify(verifyView(filePath, text)).length === 0) return { action: "already-applied", text, map: null, satisfied: [] };
   const edit = new MagicString(text);
   const ast = lazyAst(filePath, text);
@@ -140,7 +167,8 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
     },
     satisfied: (what) => void satisfied.push(what),
   };
-  patch.apply(file);
+  if (onAnchor) recordAnchors(onAnchor, () => patch.apply(file));
+  else patch.apply(file);
   if (!edit.hasChanged()) {
     throw new PatchTargetError(patch.id, filePath, "edit", 0, "apply() changed nothing although verify() reports the patch missing.");
   }
@@ -154,6 +182,22 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string): 
   return { action: "applied", text: out, map, satisfied };
 }
 
+// A patch is a pure function of its input text, and releases share many files (a drift run over 12
+// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes.
+const applied = new Map<string, { out: TextPatchOutcome; anchors: number[] }>();
+const APPLY_CACHE_MAX = 64;
+
+function applyMemo(patch: Patch, filePath: string, text: string): { out: TextPatchOutcome; anchors: number[] } {
+  const key = `${patch.id}\0${filePath}\0${text}`;
+  const hit = applied.get(key);
+  if (hit) return hit;
+  const anchors: number[] = [];
+  const value = { out: applyPatchToText(patch, filePath, text, (n) => anchors.push(n.getStart())), anchors };
+  applied.set(key, value);
+  if (applied.size > APPLY_CACHE_MAX) applied.delete(applied.keys().next().value!);
+  return value;
+}
+
 export interface PatchRunOutcome {
   results: PatchResult[];
   /** Files whose content the patches changed (posix relative paths). */
@@ -161,6 +205,8 @@ export interface PatchRunOutcome {
   /** Files added by patches. */
   addedFiles: string[];
   ok: boolean;
+  /** Per patch, the upstream units around its anchors (see fingerprint.ts). */
+  fingerprints: Fingerprints;
 }
 
 /**
@@ -176,7 +222,19 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   const results: PatchResult[] = [];
   const added = new Map<string, string>();
 
+  const fingerprints: Fingerprints = {};
+  const blocked = new Set<string>();
+
   for (const patch of patches) {
+    // A patch whose prerequisite failed would only fail again on anchors that patch should have made.
+    const missing = (patch.needs ?? []).find((id) => blocked.has(id));
+    if (missing) {
+      blocked.add(patch.id);
+      for (const file of [...patch.targets, ...(patch.optionalTargets ?? []), ...Object.keys(patch.adds ?? {})]) {
+        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, error: `[${patch.id}] ${file}: skipped (needs ${missing})` });
+      }
+      continue;
+    }
     const optional = new Set(patch.optionalTargets ?? []);
     const declared = new Set([...patch.targets, ...optional]);
     const discovered = (patch.discover?.(treeView(root, { overlay: new Map([...added, ...current]), added: added.keys() })) ?? []).filter((f) => !declared.has(f) && !added.has(f));
@@ -197,8 +255,13 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
       }
       const before = current.get(target)!;
       try {
-        const out = applyPatchToText(patch, target, before);
+        const { out, anchors } = applyMemo(patch, target, before);
         if (out.action === "applied") {
+          const sf = parseCached(target, original.get(target)!);
+          const fileUnits = toUpstream(anchors, maps.get(target)).map((pos) => unitAt(sf, pos)).filter((u): u is Node => !!u);
+          const fps = collectUnits(target, fileUnits);
+          if (fps.length > 0) (fingerprints[patch.id] ??= []).push(...fps);
+          outputLineStarts.set(out.map!, lineStarts(out.text));
           current.set(target, out.text);
           maps.set(target, [...(maps.get(target) ?? []), out.map!]);
         }
@@ -210,6 +273,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         results.push(failure(patch, target, upstreamLines((err as Error).message, [...(maps.get(target) ?? []), ...(own ? [own] : [])])));
       }
     }
+    if (results.some((r) => r.patch === patch.id && r.action === "failed")) blocked.add(patch.id);
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
       const abs = path.join(root, file);
       if (existsSync(abs) || added.has(file)) {
@@ -221,7 +285,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
     }
   }
 
-  const ok = results.every((r) => r.action !== "failed");
+  const ok = results.every((r) => r.action !== "failed" && r.action !== "skipped");
   const patchedFiles = [...current.keys()].filter((f) => current.get(f) !== original.get(f)).sort();
   if (ok) {
     for (const file of patchedFiles) {
@@ -236,7 +300,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
       writeFileSync(path.join(root, file), content);
     }
   }
-  return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok };
+  return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok, fingerprints };
 }
 
 /**
@@ -245,13 +309,56 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
  */
 function upstreamLines(message: string, earlier: SourceMap[] | undefined): string {
   if (!earlier?.length) return message;
-  const chain = earlier.slice().reverse();
-  const trace = new TraceMap(remapping(chain.map((m) => m.toString()), () => null) as never);
+  const trace = composedTrace(earlier);
   return message.replace(/\bline (\d+)(?!\s*\(upstream)/g, (whole, n: string) => {
     const pos = originalPositionFor(trace, { line: Number(n), column: 0 });
     if (pos.line === null) return `${whole} (a line an earlier patch added)`;
     return pos.line === Number(n) ? whole : `${whole} (upstream line ${pos.line})`;
   });
+}
+
+function composedTrace(earlier: SourceMap[]): TraceMap {
+  return new TraceMap(remapping(earlier.slice().reverse().map((m) => m.toString()), () => null) as never);
+}
+
+const traces = new WeakMap<SourceMap, { trace: TraceMap; starts: number[] }>();
+/** Line starts of the text each map was generated for (its output side). */
+const outputLineStarts = new WeakMap<SourceMap, number[]>();
+
+/**
+ * Offsets in the text a patch received -> offsets in upstream's file, back through each earlier
+ * patch's map (each parsed once), so the fingerprint is of upstream's code, not of our earlier
+ * edits. Anchors inside code an earlier patch wrote have no upstream position and are dropped.
+ */
+function toUpstream(offsets: number[], earlier: SourceMap[] | undefined): number[] {
+  let out = offsets;
+  for (const map of (earlier ?? []).slice().reverse()) {
+    let t = traces.get(map);
+    if (!t) {
+      t = { trace: new TraceMap(map.toString()), starts: lineStarts(map.sourcesContent?.[0] ?? "") };
+      traces.set(map, t);
+    }
+    const { trace, starts } = t;
+    const outStarts = outputLineStarts.get(map)!;
+    out = out.flatMap((off) => {
+      let lo = 0;
+      let hi = outStarts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (outStarts[mid] <= off) lo = mid;
+        else hi = mid - 1;
+      }
+      const pos = originalPositionFor(trace, { line: lo + 1, column: off - outStarts[lo] });
+      return pos.line === null || pos.column === null ? [] : [(starts[pos.line - 1] ?? 0) + pos.column];
+    });
+  }
+  return out;
+}
+
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return starts;
 }
 
 function failure(patch: Patch, file: string, error: string): PatchResult {

@@ -40,4 +40,32 @@ describe("upstream drift on the fixture monitor", () => {
     expect(readFileSync(path.join(out, "server/routes/hooks.js"), "utf8")).toBe(before);
     expect(check({ out, stamp, upstream: fixtureUpstreamDir, patches }).ok).toBe(true);
   });
+
+  it("a failed prerequisite makes its dependents 'skipped (needs <id>)': the first line is the cause", async () => {
+    const drifted = mkdtempSync(path.join(os.tmpdir(), "am-drifted-needs-"));
+    cpSync(fixtureUpstreamDir, drifted, { recursive: true });
+    const hooks = path.join(drifted, "server/routes/hooks.js");
+    const text = readFileSync(hooks, "utf8");
+    const from = "const processEvent = db.transaction((hookType, data) => {";
+    expect(text).toContain(from);
+    writeFileSync(hooks, text.replace(from, "const processEvent = db.transaction((hookType, data, options) => {"));
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), "am-needs-")), "agent-monitor");
+
+    const err = await build({ upstream: drifted, out, patches, force: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    const { problems, results } = err as BuildError;
+    expect(problems[0]).toContain("[transcript-outside-lock] server/routes/hooks.js:");
+    expect(problems[0]).toContain("takes 3 parameter(s)");
+    expect(problems.filter((p) => !p.includes("skipped (needs"))).toEqual([problems[0]]);
+    const skipped = (id: string) => results.filter((r) => r.patch === id).map((r) => `${r.action} ${r.error}`);
+    expect(skipped("write-queue")).toEqual(expect.arrayContaining([`skipped [write-queue] server/routes/hooks.js: skipped (needs transcript-outside-lock)`]));
+    expect(skipped("write-queue").every((l) => l.startsWith("skipped"))).toBe(true);
+    // Transitively: these need write-queue.
+    for (const id of ["parse-transcripts-off-loop", "session-end-is-final"]) {
+      expect(skipped(id).length).toBeGreaterThan(0);
+      expect(skipped(id).every((l) => l.includes("skipped (needs write-queue)"))).toBe(true);
+    }
+    // Patches that do not need it still ran.
+    expect(results.filter((r) => r.patch === "atomic-watchdog").map((r) => r.action)).toEqual(["applied"]);
+  });
 });

@@ -23,4 +23,17 @@ describe("patch registry", () => {
     expect(p.targets.length).toBeGreaterThan(0);
     expect(readFileSync(path.join(dir, file), "utf8")).toMatch(/export default definePatch\(/);
   });
+
+  it("needs names only patches registered earlier (each patch sees the output of the ones before it)", () => {
+    const seen = new Set<string>();
+    const declared: string[] = [];
+    for (const p of patches) {
+      for (const id of p.needs ?? []) {
+        expect(seen.has(id), `${p.id} needs ${id}, which is not registered before it`).toBe(true);
+        declared.push(`${p.id} <- ${id}`);
+      }
+      seen.add(p.id);
+    }
+    expect(declared).toEqual(expect.arrayContaining(["write-queue <- transcript-outside-lock", "parse-transcripts-off-loop <- write-queue"]));
+  });
 });
