@@ -36,9 +36,10 @@ Flags:
                            read-then-write transactions (deferred ones get SQLITE_BUSY without
                            waiting whenever any writer holds the lock; no server change can help)
   --upstream <src>         source to benchmark (overrides AGENT_MONITOR_UPSTREAM and the fixture)
-  --server-node-options <opts>
-                           extra Node options for the server process of both trees, e.g.
-                           "--cpu-prof --cpu-prof-dir=bench-results/prof" or "--trace-gc"
+  --server-node-options=<opts>
+                           extra Node options for the server process of both trees (give it
+                           with "=", the value starts with --), e.g.
+                           --server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"
   --out <dir>              results folder (default bench-results)
   --rebuild                pass --force to the build CLI for both trees
   -h, --help               show this help`;
