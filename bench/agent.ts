@@ -80,7 +80,7 @@ export async function runAgent(
     const t = elapsed();
     const base = { id, agent: spec.index, sessionId: spec.sessionId, hookType, t };
     const rec = (o: SendOutcome, sendMs?: number) =>
-      record({ ...base, status: o.status, latencyMs: o.latencyMs, timedOut: o.timedOut, error: o.error, sendMs });
+      record({ ...base, status: o.status, latencyMs: o.latencyMs, timedOut: o.timedOut, closedUnanswered: o.closedUnanswered, error: o.error, sendMs });
     sent++;
     if (cfg.mode === "fire-and-forget") {
       const deliver = async () => {

@@ -16,7 +16,7 @@ Source: the fixture (test/fixtures/upstream) by default; the real upstream when
 AGENT_MONITOR_UPSTREAM is set (or with --upstream).
 
 Flags:
-  --agents <list>          agent counts, comma-separated (default 1,8,22,64; --quick: 1,8)
+  --agents <list>          agent counts, comma-separated (default 1,8,22,64,128; --quick: 1,8)
   --modes <list>           phases per server, in order (default blocking,fire-and-forget,saturation)
                              blocking         POST, wait up to 3000 ms, status only (v1 hook client)
                              fire-and-forget  write the request, half-close, never wait (v2 client)
@@ -36,6 +36,10 @@ Flags:
                            read-then-write transactions (deferred ones get SQLITE_BUSY without
                            waiting whenever any writer holds the lock; no server change can help)
   --upstream <src>         source to benchmark (overrides AGENT_MONITOR_UPSTREAM and the fixture)
+  --server-node-options=<opts>
+                           extra Node options for the server process of both trees (give it
+                           with "=", the value starts with --), e.g.
+                           --server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"
   --out <dir>              results folder (default bench-results)
   --rebuild                pass --force to the build CLI for both trees
   -h, --help               show this help`;
@@ -54,6 +58,7 @@ export interface BenchOptions {
   bigMb: number;
   companionBegin: "deferred" | "immediate";
   upstream: string | null;
+  serverNodeOptions: string | null;
   out: string;
   rebuild: boolean;
   help: boolean;
@@ -101,6 +106,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         "big-mb": { type: "string" },
         "companion-begin": { type: "string" },
         upstream: { type: "string" },
+        "server-node-options": { type: "string" },
         out: { type: "string" },
         rebuild: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -117,7 +123,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   if (values.upstream !== undefined && values.upstream.trim() === "") throw new ArgError("--upstream needs a value");
   if (values.out !== undefined && values.out.trim() === "") throw new ArgError("--out needs a value");
   return {
-    agents: values.agents !== undefined ? intList("--agents", values.agents) : quick ? [1, 8] : [1, 8, 22, 64],
+    agents: values.agents !== undefined ? intList("--agents", values.agents) : quick ? [1, 8] : [1, 8, 22, 64, 128],
     modes,
     trees: values.trees !== undefined ? list<TreeKind>("--trees", values.trees, ["unpatched", "patched"]) : ["unpatched", "patched"],
     quick,
@@ -130,6 +136,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     bigMb: number("--big-mb", values["big-mb"], quick ? 2 : 4, 0.1),
     companionBegin: values["companion-begin"] !== undefined ? list("--companion-begin", values["companion-begin"], ["deferred", "immediate"] as const)[0]! : "immediate",
     upstream: values.upstream ?? null,
+    serverNodeOptions: values["server-node-options"]?.trim() || null,
     out: values.out ?? "bench-results",
     rebuild: values.rebuild ?? false,
     help: values.help ?? false,

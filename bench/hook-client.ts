@@ -15,8 +15,13 @@ export interface SendOutcome {
   status: number;
   /** ms from the first byte written to the answer's status line (or to giving up). */
   latencyMs: number;
-  /** Blocking: the client gave up after its timeout. Fire-and-forget: no answer at all. */
+  /** Blocking: the client gave up after its timeout. Fire-and-forget: no answer within the observation window. */
   timedOut: boolean;
+  /**
+   * Fire-and-forget: the server closed the half-closed connection without answering. The client
+   * never waited for that answer (the v2 hook has exited), so this is not a failure.
+   */
+  closedUnanswered?: boolean;
   /** Connection-level error text, or the start of a non-200 answer's body (diagnostics only). */
   error?: string;
 }
@@ -72,6 +77,9 @@ export interface FireAndForget {
   answer: Promise<SendOutcome>;
 }
 
+const NO_ANSWER_IN_WINDOW = "no answer within observation window";
+const CLOSED_UNANSWERED = "closed without an answer";
+
 export function postFireAndForget(port: number, body: string, observeMs: number): FireAndForget {
   const t0 = performance.now();
   const head =
@@ -93,13 +101,14 @@ export function postFireAndForget(port: number, body: string, observeMs: number)
       resolve({
         status,
         latencyMs: (status ? statusAt : performance.now()) - t0,
-        timedOut: status === 0,
+        timedOut: status === 0 && error === NO_ANSWER_IN_WINDOW,
+        closedUnanswered: status === 0 && error === CLOSED_UNANSWERED,
         error: status ? undefined : error,
       });
     };
     const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
     socket.setNoDelay(true);
-    const timer = setTimeout(() => finish("no answer within observation window"), observeMs);
+    const timer = setTimeout(() => finish(NO_ANSWER_IN_WINDOW), observeMs);
     socket.on("connect", () => {
       socket.write(head + body, () => {
         resolveSent({ sendMs: performance.now() - t0 });
@@ -118,7 +127,7 @@ export function postFireAndForget(port: number, body: string, observeMs: number)
       } else if (received.length > 64) finish("unparseable answer");
     });
     socket.on("error", (err) => finish(err.message));
-    socket.on("close", () => finish("closed without an answer"));
+    socket.on("close", () => finish(CLOSED_UNANSWERED));
   });
   return { sent, answer };
 }

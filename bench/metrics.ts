@@ -17,6 +17,16 @@ export interface WriteQueueStats {
   lockHeldMs: { p50: number; p99: number; max: number };
 }
 
+/** What bench/server-probe.cjs measured in the server process over one phase. */
+export interface ServerProbeSnapshot {
+  windowMs: number;
+  cpuMs: number;
+  eventLoopDelayMs: { p50: number; p99: number; max: number; samples: number; resolutionMs: number };
+  gc: { count: number; totalMs: number; maxMs: number };
+  /** The longest main-thread stalls (ms since the phase's window opened, length). */
+  stalls: Array<{ atMs: number; ms: number }>;
+}
+
 export interface PhaseMetrics {
   mode: Mode;
   agents: number;
@@ -27,8 +37,10 @@ export interface PhaseMetrics {
   eventsPerSec: number;
   ok200: number;
   non200: number;
-  /** blocking/saturation: client gave up at its timeout; fire-and-forget: never answered. */
+  /** blocking/saturation: client gave up at its timeout; fire-and-forget: no answer within the observation window. */
   timeouts: number;
+  /** fire-and-forget: the server closed the half-closed connection without answering (the client never waits). */
+  closedUnanswered: number;
   connectionErrors: number;
   /** Answers by HTTP status ("0" = none). */
   statusCounts: Record<string, number>;
@@ -56,6 +68,8 @@ export interface PhaseMetrics {
   /** null when the tree has no write-queue stats route (unpatched: 1 transaction per event). */
   writeQueue: { batches: number; events: number; transactions: number; transactionsPerEvent: number; lockHeldMs: WriteQueueStats["lockHeldMs"] } | null;
   agentsAborted: number;
+  /** The server process over the phase (bench/server-probe.cjs); null when the probe did not report. */
+  server: (ServerProbeSnapshot & { storedEvents: number; cpuMsPerStoredEvent: number }) | null;
 }
 
 export function diffCompanion(a: CompanionCounts, b: CompanionCounts): CompanionCounts {
@@ -103,6 +117,7 @@ export function summarizePhase(input: {
   companion: CompanionCounts;
   writeQueueBefore: WriteQueueStats | null;
   writeQueueAfter: WriteQueueStats | null;
+  server?: ServerProbeSnapshot | null;
 }): PhaseMetrics {
   const { events, agents, db } = input;
   const ok = events.filter((e) => e.status === 200);
@@ -115,6 +130,7 @@ export function summarizePhase(input: {
     ? events.reduce((m, e) => Math.max(m, e.t + (e.sendMs ?? 0)), 0)
     : events.reduce((m, e) => Math.max(m, e.t + e.latencyMs), 0);
   const throughputCount = ff ? events.filter((e) => db.presentIds.has(e.id)).length : ok.length;
+  const stored = events.filter((e) => db.presentIds.has(e.id)).length;
   const missingAcked = ok.filter((e) => !db.presentIds.has(e.id)).length;
   const missingSent = events.filter((e) => !db.presentIds.has(e.id)).length;
   const sendTimes = events.filter((e) => e.sendMs !== undefined).map((e) => e.sendMs!);
@@ -157,7 +173,8 @@ export function summarizePhase(input: {
     ok200: ok.length,
     non200: events.filter((e) => e.status !== 0 && e.status !== 200).length,
     timeouts: events.filter((e) => e.timedOut).length,
-    connectionErrors: events.filter((e) => e.status === 0 && !e.timedOut).length,
+    closedUnanswered: events.filter((e) => e.status === 0 && e.closedUnanswered).length,
+    connectionErrors: events.filter((e) => e.status === 0 && !e.timedOut && !e.closedUnanswered).length,
     statusCounts: events.reduce<Record<string, number>>((acc, e) => ((acc[String(e.status)] = (acc[String(e.status)] ?? 0) + 1), acc), {}),
     sampleError: sampleError(events),
     latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : Number.NaN },
@@ -179,5 +196,6 @@ export function summarizePhase(input: {
     companionLastError: input.companion.lastError,
     writeQueue,
     agentsAborted: agents.filter((a) => a.aborted).length,
+    server: input.server ? { ...input.server, storedEvents: stored, cpuMsPerStoredEvent: stored > 0 ? input.server.cpuMs / stored : Number.NaN } : null,
   };
 }

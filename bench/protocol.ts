@@ -63,6 +63,8 @@ export interface EventRecord {
   status: number;
   latencyMs: number;
   timedOut: boolean;
+  /** fire-and-forget only: the server closed the connection without an answer the client never waited for. */
+  closedUnanswered?: boolean;
   error?: string;
   /** fire-and-forget only: ms until the bytes were flushed (what the hook process waits for). */
   sendMs?: number;

@@ -20,7 +20,11 @@ function phaseLine(m: PhaseMetrics): string {
     `    ${m.mode.padEnd(15)} ${String(m.eventsSent).padStart(6)} events  ${f(m.eventsPerSec).padStart(7)}/s  ` +
     `p50 ${f(m.latencyMs.p50)} p99 ${f(m.latencyMs.p99)} max ${f(m.latencyMs.max, 0)} ms  ` +
     `timeouts ${m.timeouts}  non-200 ${m.non200}  missing ${m.missingAcked}/${m.missingSent}  ` +
-    `TurnDuration ${m.turnDurationRows}/${m.turnsExpected}  active-after-End ${m.sessionsActiveAfterEnd}  BUSY ${m.companionBusy}`
+    `${m.mode === "fire-and-forget" ? `closed-not-awaited ${m.closedUnanswered}  ` : ""}` +
+    `TurnDuration ${m.turnDurationRows}/${m.turnsExpected}  active-after-End ${m.sessionsActiveAfterEnd}  BUSY ${m.companionBusy}` +
+    (m.server
+      ? `  loop delay p99 ${f(m.server.eventLoopDelayMs.p99)} max ${f(m.server.eventLoopDelayMs.max, 0)} ms  CPU ${f(m.server.cpuMsPerStoredEvent, 2)} ms/event  GC ${m.server.gc.totalMs} ms`
+      : "")
   );
 }
 
@@ -86,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
           bigEvery: opts.bigEvery,
           bigBytes: Math.round(opts.bigMb * 1024 * 1024),
           companion: { begin: opts.companionBegin },
+          serverNodeOptions: opts.serverNodeOptions ?? undefined,
           log,
         });
         for (const p of res.phases) log(phaseLine(p.metrics));

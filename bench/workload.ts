@@ -4,12 +4,13 @@
 // and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { cacheDir } from "../scripts/lib/paths.ts";
 import { forkTs, nextMessage } from "./children.ts";
-import { diffCompanion, serverErrorSummary, summarizePhase, type PhaseMetrics, type WriteQueueStats } from "./metrics.ts";
+import { diffCompanion, serverErrorSummary, summarizePhase, type PhaseMetrics, type ServerProbeSnapshot, type WriteQueueStats } from "./metrics.ts";
 import { startMonitor, type Monitor } from "./monitor.ts";
 import {
   HOOK_TYPES,
@@ -63,6 +64,8 @@ export interface WorkloadOptions {
   minServerLifetimeMs?: number;
   /** Extra server environment. */
   env?: Record<string, string>;
+  /** Extra Node options for the server process (e.g. "--cpu-prof --cpu-prof-dir=<dir>"), after the probe's --require. */
+  serverNodeOptions?: string;
   log?: (line: string) => void;
 }
 
@@ -119,6 +122,34 @@ async function writeQueueStats(url: string): Promise<WriteQueueStats | null> {
     transactions: b.transactions,
     lockHeldMs: { p50: b.lockHeldMs?.p50 ?? Number.NaN, p99: b.lockHeldMs?.p99 ?? Number.NaN, max: b.lockHeldMs?.max ?? Number.NaN },
   };
+}
+
+const PROBE_MODULE = fileURLToPath(new URL("./server-probe.cjs", import.meta.url));
+
+/** bench/server-probe.cjs inside the server: the port it wrote, then GET /reset and /snapshot. */
+class ServerProbe {
+  private constructor(private readonly url: string) {}
+
+  static async connect(portFile: string, timeoutMs = 10_000): Promise<ServerProbe | null> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (existsSync(portFile)) {
+        const port = readFileSync(portFile, "utf8").trim();
+        if (/^\d+$/.test(port)) return new ServerProbe(`http://127.0.0.1:${port}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return null;
+  }
+
+  async read(what: "reset" | "snapshot"): Promise<ServerProbeSnapshot | null> {
+    try {
+      const r = await getJson(`${this.url}/${what}`);
+      return r.status === 200 ? (r.body as ServerProbeSnapshot) : null;
+    } catch {
+      return null;
+    }
+  }
 }
 
 async function apiView(url: string, sessionIds: readonly string[], withCounts: boolean): Promise<Map<string, ApiSessionView>> {
@@ -229,13 +260,22 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   const workDir = mkdtempSync(path.join(os.tmpdir(), "ccam-bench-"));
   const dbPath = path.join(workDir, "dashboard.db");
   const nodePath = await ensureRuntimeDeps(opts.treeDir, log);
-  const env: Record<string, string> = { ...(nodePath ? { NODE_PATH: nodePath } : {}), ...opts.env };
+  // Both trees get the same preloaded probe (event-loop delay, CPU, GC), so neither needs patching for it.
+  const probeFile = path.join(workDir, "server-probe.port");
+  const env: Record<string, string> = {
+    ...(nodePath ? { NODE_PATH: nodePath } : {}),
+    NODE_OPTIONS: `--require ${JSON.stringify(PROBE_MODULE)}${opts.serverNodeOptions ? ` ${opts.serverNodeOptions}` : ""}`,
+    AGENT_MONITOR_BENCH_PROBE: probeFile,
+    ...opts.env,
+  };
 
   let monitor: Monitor | null = null;
   let companion: Companion | null = null;
   try {
     monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env });
     const serverStart = Date.now();
+    const probe = await ServerProbe.connect(probeFile);
+    if (!probe) log("  server probe did not report (no event-loop delay / CPU figures for this run)");
     if (opts.companion !== false) {
       companion = await Companion.start(
         dbPath,
@@ -261,6 +301,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       wqBefore: WriteQueueStats | null;
       wqAfter: WriteQueueStats | null;
       api: Map<string, ApiSessionView>;
+      server: ServerProbeSnapshot | null;
     }> = [];
     let writeQueueRoute = false;
     for (const [p, mode] of modes.entries()) {
@@ -283,7 +324,9 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       const wqBefore = await writeQueueStats(monitor.url);
       const compBefore = companion ? await companion.counts() : ZERO_COUNTS;
       log(`  ${mode}: ${opts.agents} agent(s)…`);
+      await probe?.read("reset");
       const { events, agents } = await runPhase(cfgBase, mode, specs, opts.workers ?? 3, opts.thinkMs ?? 100, runTag);
+      const server = probe ? await probe.read("snapshot") : null;
       const wqAfter = await writeQueueStats(monitor.url);
       if (wqAfter) writeQueueRoute = true;
       const compAfter = companion ? await companion.counts() : ZERO_COUNTS;
@@ -292,7 +335,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         specs.map((s) => s.sessionId),
         opts.apiEventCounts ?? false,
       );
-      raw.push({ mode, events, agents, companion: diffCompanion(compBefore, compAfter), wqBefore, wqAfter, api });
+      raw.push({ mode, events, agents, companion: diffCompanion(compBefore, compAfter), wqBefore, wqAfter, api, server });
     }
     const minLife = opts.minServerLifetimeMs ?? 0;
     const lived = Date.now() - serverStart;
@@ -326,6 +369,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         companion: r.companion,
         writeQueueBefore: r.wqBefore,
         writeQueueAfter: r.wqAfter,
+        server: r.server,
       }),
     }));
     return {

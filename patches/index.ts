@@ -8,6 +8,7 @@ import writeQueue from "./write-queue.ts";
 import parseTranscriptsOffLoop from "./parse-transcripts-off-loop.ts";
 import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
+import validateHookInput from "./validate-hook-input.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -18,4 +19,5 @@ export const patches: Patch[] = [
   parseTranscriptsOffLoop,
   atomicWatchdog,
   sessionEndIsFinal,
+  validateHookInput,
 ];

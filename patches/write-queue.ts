@@ -18,6 +18,7 @@ const WS = "server/websocket.js";
 const INDEX = "server/index.js";
 const QUEUE_FILE = "server/patch-runtime/write-queue.js";
 const STATS_PATH = "/write-queue/stats";
+const REFUSED = "refused";
 const queueSource = readFileSync(new URL("./runtime/write-queue.js", import.meta.url), "utf8");
 
 function fail(file: PatchFile, expected: string, found: number, detail: string): never {
@@ -94,6 +95,9 @@ function applyHooks(file: PatchFile): void {
   if (typeof route === "string") fail(file, 'router.post("/event", (req, res) => { … })', 0, `${route}.`);
   const { routeStatement, body, req, res } = route;
   const statements = body.getStatements();
+  if (statements.some((st) => declaredBy(st).includes(REFUSED))) {
+    fail(file, `no local ${REFUSED} in the /event handler`, 1, "the handler already declares it; rename ours.");
+  }
 
   // `const result = processEvent(hook_type, data);`
   const writeIdx = statements.findIndex((st) => {
@@ -165,6 +169,11 @@ function applyHooks(file: PatchFile): void {
   ].join("\n");
   file.edit.appendLeft(routeStatement.getStart(), setup);
 
+  // Refuse before working: a full (or closing) queue answers 503 + Retry-After before the transcript is read.
+  file.edit.appendLeft(
+    writeStmt.getStart(),
+    `${m} const ${REFUSED} = writeQueue.refusal(); // full or shutting down: answer now, before reading the transcript\n${ind}if (${REFUSED}) return sendWriteQueueError(${res}, ${REFUSED});\n${ind}`,
+  );
   file.edit.overwrite(
     writeStmt.getStart(),
     writeStmt.getEnd(),
@@ -192,6 +201,26 @@ function applyHooks(file: PatchFile): void {
   }
 }
 
+/**
+ * The handler asks writeQueue.refusal() and answers a refusal (503 + Retry-After) in statements of
+ * its own, before the statement that reads the transcript (extractTranscriptForEvent, or a prefetch
+ * around it) and enqueues: a full queue costs no transcript read.
+ */
+function refusalFirst(route: EventRoute, enqueue: CallExpression): string[] {
+  const statements = route.body.getStatements();
+  const indexOf = (n: Node) => statements.findIndex((st) => st.containsRange(n.getStart(), n.getEnd()));
+  const asks = route.body.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => c.getExpression().getText().replace(/\s+/g, "") === "writeQueue.refusal");
+  if (asks.length !== 1) return [`the /event handler asks writeQueue.refusal() ${asks.length} times, expected once: a full queue must be refused before the transcript is read`];
+  const askIdx = indexOf(asks[0]);
+  const answer = statements[askIdx + 1];
+  if (!answer || !Node.isIfStatement(answer) || !/^return sendWriteQueueError\(/.test(answer.getThenStatement().getText().trim())) {
+    return [`the refusal asked at line ${asks[0].getStartLineNumber()} is not answered right after it (if (${REFUSED}) return sendWriteQueueError(…))`];
+  }
+  const work = [enqueue, ...route.body.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => /^(extractTranscriptForEvent|transcriptPrefetch\.run)$/.test(c.getExpression().getText()))];
+  const early = work.filter((c) => indexOf(c) <= askIdx + 1);
+  return early.map((c) => `the transcript is read or the event enqueued before a full queue is refused: ${frame(c)}`);
+}
+
 function verifyHooks(file: VerifyFile): string[] {
   const sf = file.ast;
   const problems: string[] = [];
@@ -217,6 +246,7 @@ function verifyHooks(file: VerifyFile): string[] {
   const calls = handler.getDescendantsOfKind(SyntaxKind.CallExpression);
   const enqueue = calls.find((c) => c.getExpression().getText().replace(/\s+/g, "") === "writeQueue.enqueue");
   if (!enqueue) return [...problems, "the /event handler does not enqueue the event (writeQueue.enqueue)"];
+  problems.push(...refusalFirst(route, enqueue));
   const direct = calls.filter((c) => ["processEvent", "processEventCore"].includes(c.getExpression().getText()));
   for (const c of direct) problems.push(`the /event handler still writes directly: ${frame(c)}`);
   if (!enqueue.getDescendantsOfKind(SyntaxKind.CallExpression).some((c) => c.getExpression().getText() === "extractTranscriptForEvent")) {

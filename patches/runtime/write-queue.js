@@ -425,16 +425,28 @@ function createWriteQueue(options) {
   }
 
   // ── public API ────────────────────────────────────────────────────────────
-  function enqueue(item) {
-    if (closed) {
-      return Promise.reject(new WriteQueueError("SHUTTING_DOWN", 503, "the server is shutting down; the event was not stored", { retryAfter: 1 }));
-    }
+  /**
+   * The error enqueue() would refuse an event with right now (shutting down, queue full), or null.
+   * The route asks first, so a refused request is answered before its transcript is read.
+   */
+  function refusal() {
+    if (closed) return new WriteQueueError("SHUTTING_DOWN", 503, "the server is shutting down; the event was not stored", { retryAfter: 1 });
     if (queuedEvents >= maxQueue) {
       counters.rejectedFull++;
-      return Promise.reject(
-        new WriteQueueError("QUEUE_FULL", 503, `write queue full (${maxQueue} events waiting); the event was not stored, retry later`, { retryAfter: 1 }),
-      );
+      return new WriteQueueError("QUEUE_FULL", 503, `write queue full (${maxQueue} events waiting); the event was not stored, retry later`, { retryAfter: 1 });
     }
+    return null;
+  }
+
+  /** Counters of the route's own (e.g. validate-hook-input's ignoredStamps), shown in stats(). */
+  const routeCounters = Object.create(null);
+  function count(name, n = 1) {
+    routeCounters[name] = (routeCounters[name] || 0) + n;
+  }
+
+  function enqueue(item) {
+    const refused = refusal();
+    if (refused) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
       queue.push({ kind: "event", item, resolve, reject, attempts: 0 });
       queuedEvents++;
@@ -492,6 +504,7 @@ function createWriteQueue(options) {
     const sorted = Array.from(lockSamples.subarray(0, lockSampleCount)).sort((a, b) => a - b);
     return {
       ...counters,
+      ...routeCounters,
       queued: queuedEvents,
       pending: queue.length,
       closed,
@@ -505,7 +518,7 @@ function createWriteQueue(options) {
     };
   }
 
-  return { enqueue, runExclusive, drain, close, stats, size: () => queuedEvents };
+  return { enqueue, refusal, count, runExclusive, drain, close, stats, size: () => queuedEvents };
 }
 
 /** Answer an Express request whose enqueue() rejected (or whose continuation threw). Never throws. */

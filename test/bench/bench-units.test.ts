@@ -7,7 +7,7 @@ import { renderChart } from "../../bench/svg.ts";
 describe("bench flags", () => {
   it("defaults: four agent counts, three modes, both trees, phases long enough for a watchdog tick", () => {
     const o = parseBenchArgs([]);
-    expect(o.agents).toEqual([1, 8, 22, 64]);
+    expect(o.agents).toEqual([1, 8, 22, 64, 128]);
     expect(o.modes).toEqual(["blocking", "fire-and-forget", "saturation"]);
     expect(o.trees).toEqual(["unpatched", "patched"]);
     expect(o.phaseSeconds * o.modes.length).toBeGreaterThanOrEqual(16);

@@ -220,12 +220,19 @@ describe.each(trees())("write-queue at runtime: %s", (_label, buildTree: () => P
     const ws = await connectWs(m);
     const [good1, bad, good2] = [sid("good1"), sid("bad"), sid("good2")];
     const before = await stats(m);
+    // A trigger aborts the bad event's events-row insert, after the event created its session and
+    // main agent: a deterministic failure in the middle of the event. (A malformed field no longer
+    // gets that far: validate-hook-input answers it 400 at the door.)
+    const ddl = openDatabase(m.dbPath, { timeout: 10_000 });
+    try {
+      ddl.exec(`CREATE TRIGGER fail_bad_event BEFORE INSERT ON events WHEN NEW.session_id = '${bad}' BEGIN SELECT RAISE(ABORT, 'bad event (test trigger)'); END`);
+    } finally {
+      ddl.close();
+    }
     const lock = holdWriteLock(m.dbPath);
     const posts = [
       track(postRaw(m, "PreToolUse", { session_id: good1, tool_name: "Bash", tag: good1 })),
-      // tool_name as an object: the event creates its session and main agent, then fails binding
-      // the object in a later statement — a deterministic failure in the middle of the event.
-      track(postRaw(m, "PreToolUse", { session_id: bad, tool_name: { not: "a string" }, tag: bad })),
+      track(postRaw(m, "PreToolUse", { session_id: bad, tool_name: "Bash", tag: bad })),
       track(postRaw(m, "PreToolUse", { session_id: good2, tool_name: "Bash", tag: good2 })),
     ];
     await waitFor("three events queued behind the lock", async () => (await stats(m)).queued === 3);

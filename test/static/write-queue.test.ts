@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type ArrowFunction, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
 import { describe, expect, it } from "vitest";
+import { patches } from "../../patches/index.ts";
 import { callAnchor, findAll } from "../../patches/lib/find.ts";
 import { parseJs, verifyView } from "../../scripts/pipeline/patch.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
@@ -81,6 +82,26 @@ describe.each(trees())("write-queue in the generated %s tree", (_label, buildTre
     expect(texts.some((t) => /^res\.json\(\{ ok: true, event: result \}\)$/.test(t))).toBe(true);
     expect(texts.some((t) => /MISSING_SESSION/.test(t))).toBe(true);
     expect(after.some((c) => callee(c) === "sendWriteQueueError")).toBe(true);
+  });
+
+  it("a full queue is refused before the transcript is read: refusal() and its 503 come before the read and the enqueue; the gate catches the old order", async () => {
+    const { outDir } = await buildTree();
+    const handler = eventHandler(outDir);
+    const statements = handler.getBody().asKindOrThrow(SyntaxKind.Block).getStatements();
+    const at = (pattern: RegExp) => statements.findIndex((st) => st.getDescendantsOfKind(SyntaxKind.CallExpression).some((c) => pattern.test(callee(c))));
+    const ask = at(/^writeQueue\.refusal$/);
+    expect(ask).toBeGreaterThanOrEqual(0);
+    expect(statements[ask + 1].getText()).toBe("if (refused) return sendWriteQueueError(res, refused);");
+    expect(at(/^extractTranscriptForEvent$/)).toBeGreaterThan(ask + 1);
+    expect(at(/^writeQueue\.enqueue$/)).toBeGreaterThan(ask + 1);
+    // mutation: the refusal moved after the read/enqueue statement -> write-queue's verify names it
+    const text = readFileSync(path.join(outDir, HOOKS), "utf8");
+    const refusal = statements.slice(ask, ask + 2);
+    const work = statements[at(/^writeQueue\.enqueue$/)];
+    const moved = text.slice(0, refusal[0].getStart()) + text.slice(refusal[1].getEnd(), work.getEnd()) + "\n  " + refusal.map((s) => s.getText()).join("\n  ") + text.slice(work.getEnd());
+    const writeQueue = patches.find((p) => p.id === "write-queue")!;
+    expect(writeQueue.verify(verifyView(HOOKS, text))).toEqual([]);
+    expect(writeQueue.verify(verifyView(HOOKS, moved)).join("\n")).toMatch(/the transcript is read or the event enqueued before a full queue is refused/);
   });
 
   it("post-commit work (alerts, subagent import, workflow ingest) left the handler for afterEventCommit", async () => {
