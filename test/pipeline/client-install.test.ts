@@ -147,3 +147,21 @@ describe("client + install steps", () => {
     expect(packageOf(".package-lock.json")).toBe(".package-lock.json");
   });
 });
+
+describe("no-op build", () => {
+  it("skips without loading the TypeScript compiler (a build that works does load it)", () => {
+    const out = path.join(tmp("fx-noop-"), "agent-monitor");
+    const probe = path.join(repoRoot, "test/support/loaded-modules.mjs");
+    const cli = () =>
+      spawnSync(process.execPath, ["--import", "tsx", "--import", probe, path.join(repoRoot, "scripts/build.ts"), "--upstream", fixtureUpstreamDir, "--out", out], { encoding: "utf8", cwd: repoRoot });
+    const loaded = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("loaded-module: "));
+    const first = cli();
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toContain("built ");
+    expect(loaded(first.stderr).some((l) => /typescript\.js$/.test(l))).toBe(true); // ts-morph bundles the compiler
+    const second = cli();
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stdout).toContain("up to date");
+    expect(loaded(second.stderr)).toEqual([]);
+  });
+});
