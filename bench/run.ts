@@ -8,7 +8,7 @@ import { repoRoot } from "../scripts/lib/paths.ts";
 import { ArgError, HELP, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
 import type { PhaseMetrics } from "./metrics.ts";
 import { comparisonRows, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
-import { ensureRuntimeDeps } from "./runtime-deps.ts";
+import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { runWorkload } from "./workload.ts";
 

@@ -2,17 +2,19 @@
 // `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { chalk } from "zx";
-import { patches } from "../patches/index.ts";
+import { styleText } from "node:util";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
-import { build, BuildError, check, resultsTable } from "./pipeline/build.ts";
+import { build, BuildError, check } from "./pipeline/build.ts";
+import { lazyPatches } from "./pipeline/patch-set.ts";
+import { StepError } from "./pipeline/run-logged.ts";
 
 const HELP = `Usage: npm run build -- [flags]
 
 Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
-Steps: fetch -> materialize -> patch -> gate -> stamp (then an atomic swap into place).
+Steps: fetch -> materialize -> client -> patch -> gate -> install -> stamp (then an atomic swap
+into place). The output starts with Node 22: NODE_ENV=production node server/index.js
 
 Flags:
   --upstream <src>   where to get upstream: a git URL, a local clone or bare mirror, or a plain
@@ -30,12 +32,23 @@ Flags:
   --unpatched        build upstream without patches (the benchmark's baseline)
   --strict           fail when upstream code around a patch anchor changed since the reviewed
                      build-stamp.json ("applies — re-review"; a warning otherwise)
+  --no-client        do not build upstream's web client into client/dist (sources-only tree)
+  --no-install       do not install the runtime npm deps into <out>/node_modules
   --quiet            print only errors and the final line
   -h, --help         show this help
 
 Environment:
   ${UPSTREAM_ENV}   default for --upstream (e.g. a local mirror when offline)
   AGENT_MONITOR_NODE       a Node >= 22 binary for the gate (default: npm node@22 in .cache/node22)`;
+
+// Colour only for a terminal that wants it (node:util, not zx's chalk: a no-op build loads nothing it does not use).
+const paint = (color: "green" | "red" | "yellow", text: string, stream: NodeJS.WriteStream) =>
+  stream.isTTY && !process.env.NO_COLOR ? styleText(color, text) : text;
+const chalk = {
+  green: (t: string) => paint("green", t, process.stdout),
+  red: (t: string) => paint("red", t, process.stderr),
+  yellow: (t: string) => paint("yellow", t, process.stdout),
+};
 
 function parse() {
   try {
@@ -51,6 +64,8 @@ function parse() {
         diff: { type: "boolean" },
         unpatched: { type: "boolean" },
         strict: { type: "boolean" },
+        "no-client": { type: "boolean" },
+        "no-install": { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -75,6 +90,7 @@ async function main(): Promise<number> {
   const rel = (p: string) => path.relative(repoRoot, p) || ".";
 
   if (args.check) {
+    const patches = await lazyPatches().load();
     const res = check({ out: args.out, stamp: args.stamp, upstream: args.upstream, ref: args.ref, unpatched: args.unpatched, patches });
     if (res.ok) {
       console.log(chalk.green(`check ok: generated tree and inputs match ${rel(res.stampFile)}`));
@@ -97,7 +113,9 @@ async function main(): Promise<number> {
     diff: args.diff,
     unpatched: args.unpatched,
     strict: args.strict,
-    patches,
+    client: !args["no-client"],
+    install: !args["no-install"],
+    patches: lazyPatches(),
     log,
   });
   const secs = ((performance.now() - t0) / 1000).toFixed(2);
@@ -109,6 +127,7 @@ async function main(): Promise<number> {
     for (const note of outcome.notes) log(`  ${note}`);
     for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  already satisfied by upstream: [${r.patch}] ${r.file}: ${r.note}`);
     log("");
+    const { resultsTable } = await import("./pipeline/report.ts");
     log(resultsTable(outcome.results));
     log("");
   }
@@ -127,7 +146,11 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof UserError) {
+    if (err instanceof StepError) {
+      console.error(chalk.red(`error: ${err.message}`));
+      console.error(`last lines of ${path.relative(repoRoot, err.logFile)}:`);
+      for (const line of err.tail) console.error(`  | ${line}`);
+    } else if (err instanceof UserError) {
       console.error(chalk.red(`error: ${err.message}`));
     } else if (err instanceof BuildError) {
       console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ensureNode22 } from "./lib/node22.ts";
-import { ensureRuntimeDeps } from "../bench/runtime-deps.ts";
+import { ensureRuntimeDeps } from "./pipeline/install.ts";
 import { repoRoot } from "./lib/paths.ts";
 
 export interface SuiteResult {
@@ -62,7 +62,9 @@ export async function compareSuites(upstreamDir: string, generatedDir: string): 
     const patched = path.join(work, "patched");
     cpSync(upstreamDir, plain, { recursive: true });
     cpSync(upstreamDir, patched, { recursive: true });
-    cpSync(generatedDir, patched, { recursive: true, force: true });
+    // Not the tree's own production node_modules: the suite needs the dev install linked below.
+    const ownModules = path.join(generatedDir, "node_modules");
+    cpSync(generatedDir, patched, { recursive: true, force: true, filter: (src) => src !== ownModules });
     const a = runSuite(plain, node, modules);
     const b = runSuite(patched, node, modules);
     const regressions = [...a.byTest].filter(([k, s]) => s === "passed" && b.byTest.get(k) !== "passed").map(([k]) => k);
