@@ -47,8 +47,8 @@ export function parseJs(filePath: string, text: string): SourceFile {
 
 // The engine parses the same text several times (verify before, apply, verify after, the gate, the
 // fingerprints, and the next ref of a drift run, whose files are often unchanged): parse each
-// (path, text) once and keep the most recent ones. Evicted files leave the project, so a long
-// drift run does not accumulate every tree it ever parsed.
+// (path, text) once and keep the most recent ones. Evicted files stay in the project: a caller
+// (a gate, a static test) may still hold their nodes, and a removed file's nodes throw.
 const parsed = new Map<string, SourceFile>();
 const PARSE_CACHE_MAX = 48;
 
@@ -63,9 +63,7 @@ function parseCached(filePath: string, text: string): SourceFile {
   const sf = parseJs(filePath, text);
   parsed.set(key, sf);
   if (parsed.size > PARSE_CACHE_MAX) {
-    const [oldKey, old] = parsed.entries().next().value!;
-    parsed.delete(oldKey);
-    project.removeSourceFile(old);
+    parsed.delete(parsed.keys().next().value!);
   }
   return sf;
 }
