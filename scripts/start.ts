@@ -5,12 +5,10 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { chalk } from "zx";
 import { UserError } from "./lib/errors.ts";
-import { defaultOutDir, repoRoot } from "./lib/paths.ts";
-import { parsePort, startDashboard, type Dashboard } from "./lib/dashboard.ts";
+import { repoRoot } from "./lib/paths.ts";
+import { DEFAULT_PORT, defaultDataDir, ensureBuiltTree, parsePort, startDashboard, stopDashboard, untilInterrupted } from "./lib/dashboard.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 
-export const DEFAULT_PORT = 4820;
-export const defaultDataDir = path.join(repoRoot, ".data");
 
 const HELP = `Usage: npm start -- [flags]
 
@@ -34,7 +32,7 @@ Flags:
 
 Environment: the server's tuning variables (AGENT_MONITOR_BATCH_MAX, ..., see README) pass through.`;
 
-export interface StartArgs {
+interface StartArgs {
   port: number;
   dataDir: string;
   homeDir: string | undefined;
@@ -44,7 +42,7 @@ export interface StartArgs {
   help: boolean;
 }
 
-export function parseStartArgs(argv: string[]): StartArgs {
+function parseStartArgs(argv: string[]): StartArgs {
   let values;
   try {
     values = parseArgs({
@@ -78,49 +76,6 @@ export function parseStartArgs(argv: string[]): StartArgs {
   };
 }
 
-/**
- * The tree to run: --tree as given, else .generated/agent-monitor after `check` (no output when
- * up to date) and, when something is missing or stale, the build with its progress lines.
- */
-export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; log: (line: string) => void }): Promise<string> {
-  if (opts.tree) return opts.tree;
-  // Loaded only here: the patches pull in the AST toolchain, which --tree does not need.
-  const { patches } = await import("../patches/index.ts");
-  const { build, check } = await import("./pipeline/build.ts");
-  const state = check({ upstream: opts.upstream, patches });
-  if (state.ok) return defaultOutDir;
-  opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (${state.problems[0]}${state.problems.length > 1 ? `, +${state.problems.length - 1} more` : ""})`);
-  const t0 = performance.now();
-  const outcome = await build({ upstream: opts.upstream, patches, log: opts.log });
-  opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
-  return outcome.outDir;
-}
-
-/** Resolves on the first SIGINT or SIGTERM to this process. */
-export function untilInterrupted(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(sig);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
-  });
-}
-
-/** Stop a dashboard we started, saying so; returns our exit code (0 when it shut down cleanly). */
-export async function stopDashboard(dash: Dashboard, log: (line: string) => void): Promise<number> {
-  log("stopping the dashboard (SIGTERM: it writes every queued hook event, then closes the database)…");
-  const code = await dash.stop();
-  if (code === 0) {
-    log(chalk.green("dashboard stopped cleanly (exit 0)"));
-    return 0;
-  }
-  console.error(chalk.red(`error: the dashboard exited with code ${code} while stopping; its database is ${dash.dbPath}`));
-  return 1;
-}
-
 async function main(): Promise<number> {
   const args = parseStartArgs(process.argv.slice(2));
   if (args.help) {
@@ -146,12 +101,10 @@ async function main(): Promise<number> {
   return stopDashboard(dash, log);
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("scripts/start.ts")) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(chalk.red(`error: ${err instanceof UserError ? err.message : (err as Error).stack ?? err}`));
-      process.exit(1);
-    },
-  );
-}
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(chalk.red(`error: ${err instanceof UserError ? err.message : (err as Error).stack ?? err}`));
+    process.exit(1);
+  },
+);

@@ -5,8 +5,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { chalk } from "zx";
 import { UserError } from "./errors.ts";
 import { ensureNode22 } from "./node22.ts";
+import { defaultOutDir, repoRoot } from "./paths.ts";
+
+export const DEFAULT_PORT = 4820;
+/** Default --data-dir of npm start (git-ignored). */
+export const defaultDataDir = path.join(repoRoot, ".data");
 
 /** Environment prefixes of the parent that must not leak into an isolated monitor. */
 const SCRUBBED_PREFIXES = ["DASHBOARD_", "CLAUDE_", "CCAM_", "CODEX_", "AGENT_MONITOR_"];
@@ -205,4 +211,47 @@ function lastLine(text: string): string {
   const lines = text.trim().split("\n").filter((l) => l.trim() && !/^\s+at /.test(l));
   const err = lines.find((l) => /Error|EADDRINUSE|Cannot find module/.test(l));
   return (err ?? lines[lines.length - 1] ?? "(no output)").trim();
+}
+
+/**
+ * The tree to run: --tree as given, else .generated/agent-monitor after `check` (no output when
+ * up to date) and, when something is missing or stale, the build with its progress lines.
+ */
+export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; log: (line: string) => void }): Promise<string> {
+  if (opts.tree) return opts.tree;
+  // Loaded only here: the patches pull in the AST toolchain, which --tree does not need.
+  const { patches } = await import("../../patches/index.ts");
+  const { build, check } = await import("../pipeline/build.ts");
+  const state = check({ upstream: opts.upstream, patches });
+  if (state.ok) return defaultOutDir;
+  opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (${state.problems[0]}${state.problems.length > 1 ? `, +${state.problems.length - 1} more` : ""})`);
+  const t0 = performance.now();
+  const outcome = await build({ upstream: opts.upstream, patches, log: opts.log });
+  opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  return outcome.outDir;
+}
+
+/** Resolves on the first SIGINT or SIGTERM to this process. */
+export function untilInterrupted(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(sig);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+/** Stop a dashboard we started, saying so; returns our exit code (0 when it shut down cleanly). */
+export async function stopDashboard(dash: Dashboard, log: (line: string) => void): Promise<number> {
+  log("stopping the dashboard (SIGTERM: it writes every queued hook event, then closes the database)…");
+  const code = await dash.stop();
+  if (code === 0) {
+    log(chalk.green("dashboard stopped cleanly (exit 0)"));
+    return 0;
+  }
+  console.error(chalk.red(`error: the dashboard exited with code ${code} while stopping; its database is ${dash.dbPath}`));
+  return 1;
 }
