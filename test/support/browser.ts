@@ -73,7 +73,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 /** Upstream's first-run screens, once per tab: what to monitor (Claude Code), then, if its hooks are missing, the hook gate. */
 export async function completeFirstRun(page: Page): Promise<void> {
   const picker = page.getByRole("radiogroup", { name: "What would you like to monitor?" });
-  await picker.getByRole("radio", { name: /Claude Code/ }).click();
+  await picker.getByRole("radio", { name: /^Claude Code/ }).click();
   await page.getByRole("button", { name: "Continue to dashboard" }).click();
   // The real client checks the hooks first and skips the gate when they are installed
   // (the server installs them into its home at start); the fixture page always asks.
@@ -112,18 +112,30 @@ function sessionRows(page: Page) {
 export async function listAllSessions(page: Page, expectedTotal: number): Promise<ListedSession[]> {
   const out: ListedSession[] = [];
   const pages = Math.max(1, Math.ceil(expectedTotal / 10));
+  let previous = new Set<string>();
   for (let p = 0; p < pages; p++) {
     if (pages > 1) {
       const from = p * 10 + 1;
       const to = Math.min((p + 1) * 10, expectedTotal);
       await page.getByText(`Showing ${from}-${to} of ${expectedTotal}`).waitFor();
     }
+    // The real page updates "Showing …" at once and the rows when its fetch returns: wait for rows
+    // none of which were on the page before.
     const rows = sessionRows(page);
-    await rows.first().waitFor();
-    for (const text of await rows.allInnerTexts()) {
-      const m = ID_PREFIX.exec(text);
-      if (m) out.push({ idPrefix: m[0], text, page: p });
+    let current: ListedSession[] = [];
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      current = [];
+      for (const text of await rows.allInnerTexts()) {
+        const m = ID_PREFIX.exec(text);
+        if (m) current.push({ idPrefix: m[0], text, page: p });
+      }
+      if (current.length > 0 && current.every((c) => !previous.has(c.idPrefix))) break;
+      if (Date.now() > deadline) throw new Error(`page ${p + 1} of the Sessions list did not load new rows`);
+      await page.waitForTimeout(100);
     }
+    out.push(...current);
+    previous = new Set(current.map((c) => c.idPrefix));
     if (p < pages - 1) await page.getByRole("button", { name: "Next" }).click();
   }
   return out;
