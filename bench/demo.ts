@@ -1,11 +1,20 @@
 #!/usr/bin/env -S npx tsx
 // `npm run demo`: the benchmark's simulated agents against a dashboard a person watches. See --help.
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { chalk } from "zx";
-import { DEFAULT_PORT, defaultDataDir, ensureBuiltTree, parsePort, startDashboard, stopDashboard, untilInterrupted, type Dashboard } from "../scripts/lib/dashboard.ts";
+import {
+  DASHBOARD_FLAGS,
+  DEFAULT_PORT,
+  defaultDataDir,
+  launchDashboard,
+  parseFlags,
+  parsePort,
+  runCli,
+  stopDashboard,
+  untilInterrupted,
+  type Dashboard,
+} from "../scripts/lib/dashboard.ts";
 import { UserError } from "../scripts/lib/errors.ts";
-import { repoRoot } from "../scripts/lib/paths.ts";
 import { MODES, type Mode, type ProgressCounts } from "./protocol.ts";
 import { driveAgents } from "./workload.ts";
 
@@ -42,28 +51,11 @@ interface DemoArgs {
 }
 
 function parse(argv: string[]): DemoArgs {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        agents: { type: "string" },
-        seconds: { type: "string" },
-        mode: { type: "string" },
-        url: { type: "string" },
-        port: { type: "string" },
-        "data-dir": { type: "string" },
-        tree: { type: "string" },
-        upstream: { type: "string" },
-        exit: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: false,
-      strict: true,
-    }).values;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split("\n")[0]} (see npm run demo -- --help)`);
-  }
+  const v = parseFlags(
+    argv,
+    { ...DASHBOARD_FLAGS, agents: { type: "string" }, seconds: { type: "string" }, mode: { type: "string" }, url: { type: "string" }, exit: { type: "boolean" } },
+    "npm run demo",
+  );
   const agents = v.agents === undefined ? 22 : Number(v.agents);
   if (!Number.isInteger(agents) || agents < 1 || agents > 500) throw new UserError(`--agents wants a whole number 1-500, got "${v.agents}"`);
   const seconds = v.seconds === undefined ? 30 : Number(v.seconds);
@@ -119,10 +111,8 @@ async function main(): Promise<number> {
   let dash: Dashboard | null = null;
   let url = args.url;
   if (!url) {
-    const treeDir = await ensureBuiltTree({ tree: args.tree, upstream: args.upstream, log });
-    dash = await startDashboard({ treeDir, port: args.port, dataDir: args.dataDir });
+    dash = await launchDashboard({ ...args, log });
     url = dash.url;
-    log(`dashboard (${path.relative(repoRoot, treeDir) || treeDir}) running at ${chalk.bold(url)}  data: ${path.relative(repoRoot, args.dataDir) || args.dataDir}`);
   } else {
     const health = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(3000) }).then((r) => r.ok, () => false);
     if (!health) throw new UserError(`no dashboard answers ${url}/api/health; start one with npm start, or leave out --url`);
@@ -191,10 +181,4 @@ async function main(): Promise<number> {
   return stopDashboard(dash, log);
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    console.error(chalk.red(`error: ${err instanceof UserError ? err.message : (err as Error).stack ?? err}`));
-    process.exit(1);
-  },
-);
+runCli(main);

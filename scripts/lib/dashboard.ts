@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { chalk } from "zx";
 import { UserError } from "./errors.ts";
 import { ensureNode22 } from "./node22.ts";
@@ -254,4 +255,60 @@ export async function stopDashboard(dash: Dashboard, log: (line: string) => void
   }
   console.error(chalk.red(`error: the dashboard exited with code ${code} while stopping; its database is ${dash.dbPath}`));
   return 1;
+}
+
+/** The flags npm start and npm run demo share (parseArgs options). */
+export const DASHBOARD_FLAGS = {
+  port: { type: "string" },
+  "data-dir": { type: "string" },
+  tree: { type: "string" },
+  upstream: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** parseArgs with strict flags; an unknown flag or a missing value is a one-line UserError pointing at --help. */
+type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
+type Flags<O extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>>["values"];
+
+export function parseFlags<const O extends FlagOptions>(argv: string[], options: O, command: string): Flags<O> {
+  let values: Flags<O>;
+  try {
+    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split("\n")[0]} (see ${command} -- --help)`);
+  }
+  for (const [key, value] of Object.entries(values as Record<string, unknown>)) {
+    if (typeof value === "string" && value.trim() === "") throw new UserError(`--${key} needs a value (see ${command} -- --help)`);
+  }
+  return values;
+}
+
+export interface LaunchOptions {
+  tree?: string;
+  upstream?: string;
+  port: number;
+  dataDir: string;
+  homeDir?: string;
+  onOutput?: DashboardOptions["onOutput"];
+  log: (line: string) => void;
+}
+
+/** ensureBuiltTree + startDashboard, then the line saying where it runs. */
+export async function launchDashboard(opts: LaunchOptions): Promise<Dashboard> {
+  const treeDir = await ensureBuiltTree({ tree: opts.tree, upstream: opts.upstream, log: opts.log });
+  const dash = await startDashboard({ treeDir, port: opts.port, dataDir: opts.dataDir, homeDir: opts.homeDir, onOutput: opts.onOutput });
+  const rel = (p: string) => path.relative(repoRoot, p) || p;
+  opts.log(`dashboard (${rel(treeDir)}) running at ${chalk.bold(dash.url)}  data: ${rel(opts.dataDir)}  — Ctrl-C to stop`);
+  return dash;
+}
+
+/** The CLIs' last step: exit with main's code; a UserError is one red line, anything else its stack. */
+export function runCli(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(chalk.red(`error: ${err instanceof UserError ? err.message : ((err as Error).stack ?? err)}`));
+      process.exit(1);
+    },
+  );
 }
