@@ -10,7 +10,7 @@ import { ArgError, HELP, parseBenchArgs, type BenchOptions } from "./cli-args.ts
 import type { PhaseMetrics } from "./metrics.ts";
 import { comparisonRows, reportBase, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
-import { ensureRuntimeDeps } from "./runtime-deps.ts";
+import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { runWorkload } from "./workload.ts";
 

@@ -23,7 +23,7 @@ import {
   type WorkerConfig,
   type WorkerToParent,
 } from "./protocol.ts";
-import { ensureRuntimeDeps } from "./runtime-deps.ts";
+import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { ensureTemplate } from "./transcript.ts";
 import { inspectDatabase } from "./verify.ts";
 

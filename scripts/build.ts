@@ -8,11 +8,13 @@ import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import { build, BuildError, check, resultsTable } from "./pipeline/build.ts";
+import { StepError } from "./pipeline/run-logged.ts";
 
 const HELP = `Usage: npm run build -- [flags]
 
 Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
-Steps: fetch -> materialize -> patch -> gate -> stamp (then an atomic swap into place).
+Steps: fetch -> materialize -> client -> patch -> gate -> install -> stamp (then an atomic swap
+into place). The output starts with Node 22: NODE_ENV=production node server/index.js
 
 Flags:
   --upstream <src>   where to get upstream: a git URL, a local clone or bare mirror, or a plain
@@ -28,6 +30,8 @@ Flags:
                      and every input whose hash no longer matches the stamp
   --diff             print each patch's unified diff (always written to <out>.patches.diff)
   --unpatched        build upstream without patches (the benchmark's baseline)
+  --no-client        do not build upstream's web client into client/dist (sources-only tree)
+  --no-install       do not install the runtime npm deps into <out>/node_modules
   --quiet            print only errors and the final line
   -h, --help         show this help
 
@@ -48,6 +52,8 @@ function parse() {
         check: { type: "boolean" },
         diff: { type: "boolean" },
         unpatched: { type: "boolean" },
+        "no-client": { type: "boolean" },
+        "no-install": { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -93,6 +99,8 @@ async function main(): Promise<number> {
     force: args.force,
     diff: args.diff,
     unpatched: args.unpatched,
+    client: !args["no-client"],
+    install: !args["no-install"],
     patches,
     log,
   });
@@ -120,7 +128,11 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof UserError) {
+    if (err instanceof StepError) {
+      console.error(chalk.red(`error: ${err.message}`));
+      console.error(`last lines of ${path.relative(repoRoot, err.logFile)}:`);
+      for (const line of err.tail) console.error(`  | ${line}`);
+    } else if (err instanceof UserError) {
       console.error(chalk.red(`error: ${err.message}`));
     } else if (err instanceof BuildError) {
       console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ensureNode22 } from "./lib/node22.ts";
-import { ensureRuntimeDeps } from "../bench/runtime-deps.ts";
+import { ensureRuntimeDeps } from "./pipeline/install.ts";
 import { repoRoot } from "./lib/paths.ts";
 
 export interface SuiteResult {

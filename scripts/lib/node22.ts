@@ -41,18 +41,20 @@ export function ensureNode22(log: (line: string) => void = () => {}): string {
   return bundledBinary;
 }
 
-const majors = new Map<string, number>();
+const versions = new Map<string, string>();
 
-/** Major version of a Node binary (asked once per binary per process). */
-export function nodeMajor(binary: string): number {
-  let major = majors.get(binary);
-  if (major === undefined) {
-    const v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
-    major = Number(v.split(".")[0]);
-    majors.set(binary, major);
+/** Full version of a Node binary, e.g. "22.23.3" (asked once per binary per process). */
+export function nodeVersion(binary: string): string {
+  let v = versions.get(binary);
+  if (v === undefined) {
+    v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
+    versions.set(binary, v);
   }
-  return major;
+  return v;
 }
+
+/** Major version of a Node binary. */
+export const nodeMajor = (binary: string): number => Number(nodeVersion(binary).split(".")[0]);
 
 function assertMajorAtLeast(binary: string, major: number): void {
   const got = nodeMajor(binary);

@@ -4,15 +4,17 @@ import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
-import { ensureNode22, nodeMajor } from "../lib/node22.ts";
+import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin } from "../lib/pin.ts";
 import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
+import { buildClient, type ClientBuild, clientInputHash, CLIENT_DIR } from "./client.ts";
 import { assertGeneratedTree } from "./gate.ts";
-import { MATERIALIZED_ENTRIES, materialize } from "./materialize.ts";
+import { diffNodeModules, type Installed, installRuntimeDeps, lockHash, type TreeManifest } from "./install.ts";
+import { listMaterializable, materialize, materializedEntries } from "./materialize.ts";
 import { type PatchResult, runPatches } from "./patch.ts";
 import { patchDiffs, resultsTable } from "./report.ts";
-import { type BuildStamp, currentInputs, diffInputs, diffOutputs, readStamp, STAMP_SCHEMA, writeStamp } from "./stamp.ts";
+import { type BuildStamp, currentInputs, diffInputs, diffOutputs, diffShape, manifestFile, readManifest, readStamp, STAMP_SCHEMA, writeManifest, writeStamp } from "./stamp.ts";
 
 export interface BuildOptions {
   upstream?: string;
@@ -25,6 +27,12 @@ export interface BuildOptions {
   diff?: boolean;
   /** Build without patches (the benchmark's baseline). */
   unpatched?: boolean;
+  /** Build upstream's client into client/dist (default true; false: the sources-only tree). */
+  client?: boolean;
+  /** Install the runtime npm deps into <out>/node_modules (default true). */
+  install?: boolean;
+  /** Where long steps keep their tool's output (default .cache/logs). */
+  logDir?: string;
   patches: Patch[];
   pin?: Pin;
   log?: (line: string) => void;
@@ -39,6 +47,10 @@ export interface BuildOutcome {
   upstream: FetchedUpstream;
   timings: { step: string; ms: number }[];
   notes: string[];
+  /** What the client step did (absent when skipped or --no-client). */
+  client?: ClientBuild;
+  /** What the install step did (absent when skipped or --no-install). */
+  installed?: Omit<Installed, "manifest">;
 }
 
 /** A build failure with everything that went wrong, one line each. */
@@ -76,8 +88,10 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   const pin = opts.pin ?? readPin();
   const patches = opts.unpatched ? [] : opts.patches;
   const outDir = path.resolve(opts.out ?? defaultOutDir);
+  const withClient = opts.client !== false;
+  const withInstall = opts.install !== false;
   const timings: { step: string; ms: number }[] = [];
-  const total = 5;
+  const total = 5 + (withClient ? 1 : 0) + (withInstall ? 1 : 0);
   let n = 0;
   const step = async <T>(name: string, fn: () => T | Promise<T>, detail: (value: T) => string): Promise<T> => {
     const t0 = performance.now();
@@ -99,9 +113,18 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
 
   // Skip when the stamp already describes these inputs and the output is intact.
   const previous = readStamp(stampFile);
-  const upstreamFiles = listMaterializable(upstream.dir);
-  const contentHash = hashManifest(hashFiles(upstream.dir, upstreamFiles));
-  if (!opts.force && previous && previous.upstream.commit === upstream.commit && previous.upstream.contentHash === contentHash && diffInputs(previous, inputs).length === 0 && diffOutputs(previous, outDir).length === 0) {
+  const upstreamFiles = listMaterializable(upstream.dir, { client: withClient });
+  const upstreamHashes = hashFiles(upstream.dir, upstreamFiles);
+  const contentHash = hashManifest(upstreamHashes);
+  const shape = { client: withClient ? clientInputHash(upstreamHashes, nodeVersion(node)) : null, install: withInstall };
+  const unchanged = () =>
+    previous!.upstream.commit === upstream.commit &&
+    previous!.upstream.contentHash === contentHash &&
+    diffInputs(previous!, inputs).length === 0 &&
+    diffShape(previous!, shape).length === 0 &&
+    diffOutputs(previous!, outDir).length === 0 &&
+    (!previous!.runtimeDeps || diffNodeModules(outDir, readManifest<TreeManifest>(outDir), previous!.runtimeDeps.tree, false).length === 0);
+  if (!opts.force && previous && unchanged()) {
     log(`up to date: ${path.relative(repoRoot, outDir) || outDir} matches ${path.relative(repoRoot, stampFile)} (use --force to rebuild)`);
     return { status: "up-to-date", outDir, stampFile, stamp: previous, results: [], upstream, timings, notes: [] };
   }
@@ -112,7 +135,17 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   const staging = path.join(parent, `.${path.basename(outDir)}.staging-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   try {
-    const mat = await step("materialize", () => materialize(upstream.dir, staging), (m) => `${m.files.length} files (${MATERIALIZED_ENTRIES.join(", ")})`);
+    const mat = await step("materialize", () => materialize(upstream.dir, staging, { client: withClient }), (m) => `${m.files.length} files (${materializedEntries({ client: withClient }).join(", ")})`);
+    let shipped = mat.files;
+    let client: ClientBuild | undefined;
+    if (withClient) {
+      client = await step(
+        "client",
+        () => buildClient(staging, { hashes: mat.hashes, nodeBinary: node, nodeVersion: nodeVersion(node), log, logDir: opts.logDir }),
+        (c) => `${c.files.length} files in client/dist${c.cached ? ` from cache (${c.inputHash})` : ` built (${c.inputHash})`}`,
+      );
+      shipped = [...mat.files.filter((f) => !f.startsWith(`${CLIENT_DIR}/`)), ...client.files];
+    }
     const patched = await step("patch", () => runPatches(staging, patches), (p) => `${patches.length} patches, ${p.patchedFiles.length} files changed, ${p.addedFiles.length} added`);
     const report = patchDiffs(patched.results);
     if (opts.diff && report) log(report);
@@ -122,10 +155,18 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     }
     const gate = await step(
       "gate",
-      () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: mat.files, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
+      () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: shipped, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
       (g) => `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${g.problems.length} problems`,
     );
     if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results);
+    let installed: Installed | undefined;
+    if (withInstall) {
+      installed = await step(
+        "install",
+        () => installRuntimeDeps(staging, { nodeBinary: node, log, logDir: opts.logDir }),
+        (i) => `${i.packages} packages, ${i.files} files into node_modules/ (npm ci --omit=dev --omit=optional --ignore-scripts${i.ranNpm ? "" : ", from cache"})`,
+      );
+    }
 
     const stamp = await step("stamp", () => {
       const files = listFiles(staging);
@@ -134,21 +175,21 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
         upstream: { repository: upstreamLabel(upstream, pin), tag: upstream.tag, commit: upstream.commit, contentHash: mat.contentHash },
         inputs,
         outputs: hashFiles(staging, files),
+        ...(client ? { client: { inputHash: client.inputHash } } : {}),
+        ...(installed ? { runtimeDeps: { lockfile: lockHash(staging), tree: installed.hash, packages: installed.packages, files: installed.files } } : {}),
       };
       swapIntoPlace(staging, outDir);
       writeFileSync(`${outDir}.patches.diff`, report);
+      if (installed) writeManifest(outDir, installed.manifest);
+      else rmSync(manifestFile(outDir), { force: true });
       writeStamp(stampFile, s);
       return s;
     }, () => path.relative(repoRoot, stampFile));
-    return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes };
+    const installedSummary = installed && { hash: installed.hash, packages: installed.packages, files: installed.files, ranNpm: installed.ranNpm };
+    return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes, client, installed: installedSummary };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
-}
-
-/** Files of the upstream tree that materialize would copy (for the skip check, without copying). */
-function listMaterializable(dir: string): string[] {
-  return listFiles(dir).filter((f) => (MATERIALIZED_ENTRIES as readonly string[]).some((e) => f === e || f.startsWith(`${e}/`)));
 }
 
 /** Replace outDir with staging: two renames, with the old tree kept until the new one is in place. */
@@ -189,6 +230,7 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
     problems.push(`upstream.pin.json pins ${pin.commit}, the stamp was built from ${stamp.upstream.commit}`);
   }
   problems.push(...diffOutputs(stamp, outDir));
+  if (stamp.runtimeDeps) problems.push(...diffNodeModules(outDir, readManifest<TreeManifest>(outDir), stamp.runtimeDeps.tree, true));
   return { ok: problems.length === 0, problems, stampFile };
 }
 

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { build, BuildError, check } from "../../scripts/pipeline/build.ts";
-import { MATERIALIZED_ENTRIES, materialize } from "../../scripts/pipeline/materialize.ts";
+import { listMaterializable, MATERIALIZED_ENTRIES, materialize } from "../../scripts/pipeline/materialize.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { makeToyUpstream, toyPatch } from "../support/toy.ts";
 
@@ -12,14 +12,18 @@ const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
 const fileHash = (f: string) => execFileSync("sha256sum", [f], { encoding: "utf8" }).split(" ")[0];
 
 function toyBuild(upstream: string, out: string, extra: Partial<Parameters<typeof build>[0]> = {}) {
-  return build({ upstream, out, stamp: `${out}.stamp.json`, patches: [toyPatch], ...extra });
+  return build({ upstream, out, stamp: `${out}.stamp.json`, patches: [toyPatch], client: false, install: false, ...extra });
 }
 
 describe("materialize", () => {
   it("copies exactly the declared runtime entries", () => {
-    expect(MATERIALIZED_ENTRIES).toEqual(["server", "scripts", "package.json", "package-lock.json", "LICENSE"]);
-    const m = materialize(makeToyUpstream({ "client/app.js": "x\n", "server/node_modules/x/index.js": "x\n" }), path.join(tmp("mat-"), "t"));
-    expect(m.files).toEqual(["LICENSE", "package-lock.json", "package.json", "scripts/hook-handler.js", "server/db.js", "server/index.js"]);
+    expect(MATERIALIZED_ENTRIES).toEqual(["server", "scripts", "package.json", "package-lock.json", "LICENSE", "client"]);
+    const up = makeToyUpstream({ "client/app.js": "x\n", "client/dist/old.js": "built\n", "client/node_modules/v/index.js": "x\n", "server/node_modules/x/index.js": "x\n", "docs/a.md": "x\n" });
+    const m = materialize(up, path.join(tmp("mat-"), "t"));
+    expect(m.files).toEqual(["LICENSE", "client/app.js", "package-lock.json", "package.json", "scripts/hook-handler.js", "server/db.js", "server/index.js"]);
+    expect(listMaterializable(up)).toEqual(m.files);
+    const sourcesOnly = materialize(up, path.join(tmp("mat-"), "t"), { client: false });
+    expect(sourcesOnly.files).toEqual(m.files.filter((f) => !f.startsWith("client/")));
   });
 
   it("names what is missing from a tree that is not the monitor", () => {
@@ -125,7 +129,7 @@ describe("CLI", () => {
     const up = makeToyUpstream();
     const outDir = path.join(tmp("cli-"), "m");
     const stampBefore = existsSync(path.join(repoRoot, "build-stamp.json")) ? readFileSync(path.join(repoRoot, "build-stamp.json"), "utf8") : null;
-    const r = cli("--upstream", up, "--out", outDir, "--unpatched");
+    const r = cli("--upstream", up, "--out", outDir, "--unpatched", "--no-client", "--no-install");
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\[1\/5\] fetch .*\n\[2\/5\] materialize .*\n\[3\/5\] patch .*\n\[4\/5\] gate .*\n\[5\/5\] stamp /);
     expect(existsSync(`${outDir}.stamp.json`)).toBe(true);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll } from "vitest";
-import { ensureRuntimeDeps } from "../../bench/runtime-deps.ts";
+import { ensureRuntimeDeps } from "../../scripts/pipeline/install.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { startMonitor, type Monitor } from "./monitor.ts";
 

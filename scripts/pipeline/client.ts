@@ -1,0 +1,78 @@
+// Step "client": build upstream's web client the way upstream does (`npm ci` in client/, then its
+// `build` npm script) on the Node 22 that runs the monitor, and leave only client/dist/ in the
+// tree: the server serves client/dist (server/index.js, in production); sources and the client's
+// node_modules are build inputs, not something the app bundles.
+//
+// The built dist is cached in .cache/client-dist/<inputs>/ by a hash of everything that decides
+// it (client sources and lockfile, the root package.json whose version Vite bakes in, the Node
+// version), so a rebuild where only a patch changed runs neither npm nor the bundler.
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { UserError } from "../lib/errors.ts";
+import { hashManifest, listFiles } from "../lib/hash.ts";
+import { cacheDir } from "../lib/paths.ts";
+import { pathWithNodeFirst, runLogged } from "./run-logged.ts";
+
+export const CLIENT_DIR = "client";
+export const CLIENT_DIST = `${CLIENT_DIR}/dist`;
+export const clientCacheRoot = path.join(cacheDir, "client-dist");
+const DONE_MARKER = ".build-complete";
+
+/** Hash of the client build's inputs, from the materialized per-file hashes and the Node version. */
+export function clientInputHash(hashes: Record<string, string>, nodeVersion: string): string {
+  const inputs: Record<string, string> = { "<node>": nodeVersion };
+  for (const [f, h] of Object.entries(hashes)) if (f.startsWith(`${CLIENT_DIR}/`) || f === "package.json") inputs[f] = h;
+  return hashManifest(inputs).slice(0, 16);
+}
+
+export interface ClientBuild {
+  inputHash: string;
+  /** Files of client/dist in the tree, posix paths relative to it (client/dist/...). */
+  files: string[];
+  /** True when the dist came from the cache (npm and the bundler did not run). */
+  cached: boolean;
+}
+
+export interface ClientOptions {
+  hashes: Record<string, string>;
+  nodeBinary: string;
+  nodeVersion: string;
+  log?: (line: string) => void;
+  logDir?: string;
+  cacheRoot?: string;
+}
+
+/** Builds (or takes from the cache) client/dist in the staging tree and removes everything else under client/. */
+export async function buildClient(stagingDir: string, opts: ClientOptions): Promise<ClientBuild> {
+  const clientDir = path.join(stagingDir, CLIENT_DIR);
+  const inputHash = clientInputHash(opts.hashes, opts.nodeVersion);
+  const cacheRoot = opts.cacheRoot ?? clientCacheRoot;
+  const cached = path.join(cacheRoot, inputHash);
+  const hit = existsSync(path.join(cached, DONE_MARKER));
+  if (!hit) {
+    const env = { ...process.env, PATH: pathWithNodeFirst(opts.nodeBinary) };
+    // --include=dev: the build needs the client's devDependencies (Vite) even if NODE_ENV=production is set.
+    const common = { cwd: clientDir, logDir: opts.logDir, log: opts.log };
+    await runLogged({ ...common, name: "client-npm-ci", title: "client: npm ci", cmd: "npm", args: ["ci", "--include=dev", "--no-audit", "--no-fund"], env });
+    await runLogged({ ...common, name: "client-build", title: "client: npm run build", cmd: "npm", args: ["run", "build"], env });
+    const dist = path.join(clientDir, "dist");
+    if (!existsSync(dist) || listFiles(dist).length === 0) {
+      throw new UserError(`client build finished but left no files in client/dist (see .cache/logs/client-build.log); does upstream's client still build into dist/?`);
+    }
+    // Into the cache through a private dir + rename: concurrent builds never see half a dist.
+    mkdirSync(cacheRoot, { recursive: true });
+    const tmp = path.join(cacheRoot, `.staging-${inputHash}-${process.pid}-${Date.now()}`);
+    cpSync(dist, path.join(tmp, "dist"), { recursive: true });
+    writeFileSync(path.join(tmp, DONE_MARKER), "");
+    try {
+      renameSync(tmp, cached);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another build cached the same inputs first
+      if (!existsSync(path.join(cached, DONE_MARKER))) throw new UserError(`could not store the built client in ${cached}; remove it and rebuild`);
+    }
+  }
+  rmSync(clientDir, { recursive: true, force: true });
+  cpSync(path.join(cached, "dist"), path.join(clientDir, "dist"), { recursive: true });
+  const files = listFiles(path.join(clientDir, "dist")).map((f) => `${CLIENT_DIST}/${f}`);
+  return { inputHash, files, cached: hit };
+}
