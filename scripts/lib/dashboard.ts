@@ -232,13 +232,17 @@ export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; 
   return outcome.outDir;
 }
 
-/** Resolves on the first SIGINT or SIGTERM to this process. */
+/**
+ * Resolves on the first SIGINT or SIGTERM to this process. Later ones are ignored: a terminal's
+ * Ctrl-C reaches npm, tsx and us, and tsx relays it, so one keypress can arrive twice; dying on
+ * the second would cut the shutdown short (the stop has its own SIGKILL backstop).
+ */
 export function untilInterrupted(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let first = true;
     const on = (sig: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(sig);
+      if (first) resolve(sig);
+      first = false;
     };
     process.on("SIGINT", on);
     process.on("SIGTERM", on);
