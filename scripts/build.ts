@@ -2,12 +2,12 @@
 // `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { chalk } from "zx";
-import { patches } from "../patches/index.ts";
+import { styleText } from "node:util";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
-import { build, BuildError, check, resultsTable } from "./pipeline/build.ts";
+import { build, BuildError, check } from "./pipeline/build.ts";
+import { lazyPatches } from "./pipeline/patch-set.ts";
 import { StepError } from "./pipeline/run-logged.ts";
 
 const HELP = `Usage: npm run build -- [flags]
@@ -38,6 +38,14 @@ Flags:
 Environment:
   ${UPSTREAM_ENV}   default for --upstream (e.g. a local mirror when offline)
   AGENT_MONITOR_NODE       a Node >= 22 binary for the gate (default: npm node@22 in .cache/node22)`;
+
+// Colour only for a terminal that wants it (node:util, not zx's chalk: a no-op build loads nothing it does not use).
+const paint = (color: "green" | "red", text: string, stream: NodeJS.WriteStream) =>
+  stream.isTTY && !process.env.NO_COLOR ? styleText(color, text) : text;
+const chalk = {
+  green: (t: string) => paint("green", t, process.stdout),
+  red: (t: string) => paint("red", t, process.stderr),
+};
 
 function parse() {
   try {
@@ -78,6 +86,7 @@ async function main(): Promise<number> {
   const rel = (p: string) => path.relative(repoRoot, p) || ".";
 
   if (args.check) {
+    const patches = await lazyPatches().load();
     const res = check({ out: args.out, stamp: args.stamp, upstream: args.upstream, ref: args.ref, unpatched: args.unpatched, patches });
     if (res.ok) {
       console.log(chalk.green(`check ok: generated tree and inputs match ${rel(res.stampFile)}`));
@@ -101,7 +110,7 @@ async function main(): Promise<number> {
     unpatched: args.unpatched,
     client: !args["no-client"],
     install: !args["no-install"],
-    patches,
+    patches: lazyPatches(),
     log,
   });
   const secs = ((performance.now() - t0) / 1000).toFixed(2);
@@ -112,6 +121,7 @@ async function main(): Promise<number> {
   if (!args.quiet) {
     for (const note of outcome.notes) log(`  ${note}`);
     log("");
+    const { resultsTable } = await import("./pipeline/report.ts");
     log(resultsTable(outcome.results));
     log("");
   }

@@ -215,20 +215,27 @@ function lastLine(text: string): string {
 }
 
 /**
- * The tree to run: --tree as given, else .generated/agent-monitor after `check` (no output when
- * up to date) and, when something is missing or stale, the build with its progress lines.
+ * The tree to run: --tree as given, else .generated/agent-monitor through the build (a no-op when
+ * the stamp matches, which loads neither the patches nor npm). The build's lines are held back
+ * until it turns out to have work (the fetch line and "up to date" alone are not), then shown live.
  */
 export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; log: (line: string) => void }): Promise<string> {
   if (opts.tree) return opts.tree;
-  // Loaded only here: the patches pull in the AST toolchain, which --tree does not need.
-  const { patches } = await import("../../patches/index.ts");
-  const { build, check } = await import("../pipeline/build.ts");
-  const state = check({ upstream: opts.upstream, patches });
-  if (state.ok) return defaultOutDir;
-  opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (${state.problems[0]}${state.problems.length > 1 ? `, +${state.problems.length - 1} more` : ""})`);
+  const { build } = await import("../pipeline/build.ts");
+  const { lazyPatches } = await import("../pipeline/patch-set.ts");
+  const held: string[] = [];
+  let live = false;
+  const log = (line: string) => {
+    if (live) return opts.log(line);
+    held.push(line);
+    if (/^\[1\/\d+\] fetch\b/.test(line) || line.startsWith("up to date")) return;
+    live = true;
+    opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (out of date or missing):`);
+    for (const l of held.splice(0)) opts.log(l);
+  };
   const t0 = performance.now();
-  const outcome = await build({ upstream: opts.upstream, patches, log: opts.log });
-  opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  const outcome = await build({ upstream: opts.upstream, patches: lazyPatches(), log });
+  if (outcome.status === "built") opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   return outcome.outDir;
 }
 

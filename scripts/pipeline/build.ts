@@ -9,11 +9,10 @@ import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin } from "../lib/pin.ts";
 import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
 import { buildClient, type ClientBuild, clientInputHash, CLIENT_DIR } from "./client.ts";
-import { assertGeneratedTree } from "./gate.ts";
 import { diffNodeModules, type Installed, installRuntimeDeps, lockHash, type TreeManifest } from "./install.ts";
 import { listMaterializable, materialize, materializedEntries } from "./materialize.ts";
-import { type PatchResult, runPatches } from "./patch.ts";
-import { patchDiffs, resultsTable } from "./report.ts";
+import type { PatchResult } from "./patch.ts";
+import { isPatchSet, type PatchSet, rememberedHashes, rememberHashes } from "./patch-set.ts";
 import { type BuildStamp, currentInputs, diffInputs, diffOutputs, diffShape, manifestFile, readManifest, readStamp, STAMP_SCHEMA, writeManifest, writeStamp } from "./stamp.ts";
 
 export interface BuildOptions {
@@ -33,7 +32,8 @@ export interface BuildOptions {
   install?: boolean;
   /** Where long steps keep their tool's output (default .cache/logs). */
   logDir?: string;
-  patches: Patch[];
+  /** The patches, or a PatchSet that loads them (and the TypeScript compiler) only when the build is not a no-op. */
+  patches: Patch[] | PatchSet;
   pin?: Pin;
   log?: (line: string) => void;
 }
@@ -86,7 +86,8 @@ export function upstreamLabel(u: FetchedUpstream, pin: Pin): string {
 export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   const log = opts.log ?? (() => {});
   const pin = opts.pin ?? readPin();
-  const patches = opts.unpatched ? [] : opts.patches;
+  let loaded: Patch[] | null = opts.unpatched ? [] : isPatchSet(opts.patches) ? null : opts.patches;
+  const loadPatches = async (): Promise<Patch[]> => (loaded ??= await (opts.patches as PatchSet).load());
   const outDir = path.resolve(opts.out ?? defaultOutDir);
   const withClient = opts.client !== false;
   const withInstall = opts.install !== false;
@@ -109,7 +110,10 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   );
   const stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, upstream.kind === "directory"));
   const node = ensureNode22(log);
-  const inputs = currentInputs(patches, nodeMajor(node));
+  const major = nodeMajor(node);
+  const remembered = loaded ? null : rememberedHashes(opts.patches as PatchSet);
+  let inputs = remembered ? { ...currentInputs([], major), patches: remembered } : currentInputs(await loadPatches(), major);
+  if (!remembered && isPatchSet(opts.patches) && !opts.unpatched) rememberHashes(opts.patches, inputs.patches);
 
   // Skip when the stamp already describes these inputs and the output is intact.
   const previous = readStamp(stampFile);
@@ -129,6 +133,10 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     return { status: "up-to-date", outDir, stampFile, stamp: previous, results: [], upstream, timings, notes: [] };
   }
 
+  // Not a no-op: now load the patch engine (ts-morph, the TypeScript compiler) and the patches.
+  const patches = await loadPatches();
+  inputs = currentInputs(patches, major);
+  const [{ runPatches }, { assertGeneratedTree }, { patchDiffs }] = await Promise.all([import("./patch.ts"), import("./gate.ts"), import("./report.ts")]);
   const parent = path.dirname(outDir);
   mkdirSync(parent, { recursive: true });
   recoverInterruptedSwap(outDir);
@@ -216,7 +224,7 @@ export interface CheckOutcome {
 }
 
 /** --check: compare the stamp with the current inputs and the generated files, writing nothing. */
-export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "ref" | "unpatched" | "patches" | "pin">): CheckOutcome {
+export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "ref" | "unpatched" | "pin"> & { patches: Patch[] }): CheckOutcome {
   const pin = opts.pin ?? readPin();
   const outDir = path.resolve(opts.out ?? defaultOutDir);
   const source = opts.upstream || process.env.AGENT_MONITOR_UPSTREAM;
@@ -234,4 +242,4 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
   return { ok: problems.length === 0, problems, stampFile };
 }
 
-export { resultsTable, UserError };
+export { UserError };

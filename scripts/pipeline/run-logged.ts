@@ -3,7 +3,6 @@
 // into one line plus the log's last lines and its path.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { $ } from "zx/core";
 import { cacheDir, repoRoot } from "../lib/paths.ts";
 
 export const defaultLogDir = path.join(cacheDir, "logs");
@@ -49,6 +48,7 @@ export async function runLogged(c: LoggedCommand): Promise<{ ms: number; logFile
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `${c.name}.log`);
   const shown = rel(logFile).startsWith("..") ? logFile : rel(logFile);
+  const { $ } = await import("zx/core"); // loaded only when a long step actually runs
   const t0 = performance.now();
   const run = () => $({ cwd: c.cwd, env: c.env ?? process.env, quiet: true, nothrow: true, stdio: ["ignore", "pipe", "pipe"] })`${c.cmd} ${c.args}`;
 
