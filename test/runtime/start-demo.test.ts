@@ -65,7 +65,7 @@ describe("npm start", () => {
       fetch(`${url}/api/hooks/event`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ hook_type: i === 0 ? "SessionStart" : "PreToolUse", data: { session_id: sessionId, cwd: "/tmp/x", tool_name: "Bash", start_test_id: `e${i}` } }),
+        body: JSON.stringify({ hook_type: i === 0 ? "SessionStart" : "PreToolUse", data: { session_id: sessionId, cwd: "/home/dev/start-test", tool_name: "Bash", start_test_id: `e${i}` } }),
       }).then(
         async (r) => ({ i, status: r.status, body: await r.text() }),
         () => ({ i, status: 0, body: "" }),
