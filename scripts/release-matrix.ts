@@ -35,7 +35,8 @@ export async function runMatrix(upstream: string): Promise<MatrixRow[]> {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), `am-matrix-${tag}-`)), "agent-monitor");
     const t0 = performance.now();
     try {
-      await build({ upstream, ref: tag, out, stamp: `${out}.stamp.json`, patches, force: true });
+      // The matrix is about patches and gates: no client build or npm install per release.
+      await build({ upstream, ref: tag, out, stamp: `${out}.stamp.json`, patches, force: true, client: false, install: false });
       rows.push({ tag, commit, ok: true, problems: [], ms: performance.now() - t0 });
     } catch (err) {
       const problems = err instanceof BuildError ? err.problems : [(err as Error).message];

@@ -1,4 +1,5 @@
 // The pipeline: fetch -> materialize -> patch -> gate -> stamp, then an atomic swap into place.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
@@ -141,7 +142,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   mkdirSync(parent, { recursive: true });
   recoverInterruptedSwap(outDir);
   const staging = path.join(parent, `.${path.basename(outDir)}.staging-${process.pid}`);
-  rmSync(staging, { recursive: true, force: true });
+  removeTree(staging);
   try {
     const mat = await step("materialize", () => materialize(upstream.dir, staging, { client: withClient }), (m) => `${m.files.length} files (${materializedEntries({ client: withClient }).join(", ")})`);
     let shipped = mat.files;
@@ -196,7 +197,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     const installedSummary = installed && { hash: installed.hash, packages: installed.packages, files: installed.files, ranNpm: installed.ranNpm };
     return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes, client, installed: installedSummary };
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeTree(staging);
   }
 }
 
@@ -205,7 +206,17 @@ function swapIntoPlace(staging: string, outDir: string): void {
   const old = `${outDir}.old-${process.pid}`;
   if (existsSync(outDir)) renameSync(outDir, old);
   renameSync(staging, outDir);
-  rmSync(old, { recursive: true, force: true });
+  removeTree(old);
+}
+
+/**
+ * rm -rf: a tree with node_modules/ holds ~10,000 files, which fs.rmSync removes several times
+ * slower than rm(1) (16 s against 2 s measured here under load); rmSync where there is no rm.
+ */
+function removeTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (process.platform !== "win32" && spawnSync("rm", ["-rf", dir], { stdio: "ignore" }).status === 0) return;
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** A crash between the two renames leaves `<out>.old-<pid>` and no `<out>`: put it back. */

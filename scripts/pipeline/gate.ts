@@ -1,7 +1,7 @@
 // Step 4: prove the staged tree is what we meant to ship before it replaces the old one.
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { $ } from "zx/core";
 import type { Patch } from "../../patches/define-patch.ts";
 import { listFiles } from "../lib/hash.ts";
 import { verifyView } from "./patch.ts";
@@ -24,7 +24,7 @@ export interface GateOutcome {
 }
 
 /** Every patch's verify on the output, `node --check` of each changed file, and the file list. */
-export function assertGeneratedTree(input: GateInput): GateOutcome {
+export async function assertGeneratedTree(input: GateInput): Promise<GateOutcome> {
   const problems: string[] = [];
   const notes: string[] = [];
 
@@ -44,9 +44,11 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
     }
   }
 
+  // zx's $: a failure carries the command, exit code and stderr; we keep the first stderr lines.
+  const check = $({ quiet: true, nothrow: true });
   for (const file of [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f))) {
-    const r = spawnSync(input.nodeBinary, ["--check", path.join(input.dir, file)], { encoding: "utf8" });
-    if (r.status !== 0) problems.push(`syntax: ${file}: ${(r.stderr || "").trim().split("\n").slice(0, 5).join(" | ")}`);
+    const r = await check`${input.nodeBinary} --check ${path.join(input.dir, file)}`;
+    if (r.exitCode !== 0) problems.push(`syntax: ${file}: ${r.stderr.trim().split("\n").slice(0, 5).join(" | ")}`);
   }
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);

@@ -110,6 +110,19 @@ describe("build", () => {
     expect(r.status).toBe("built");
   });
 
+  it("the gate's node --check (run through zx) fails a patch that leaves invalid JavaScript, naming the file", async () => {
+    const broken = { ...toyPatch, id: "toy-broken", apply(file: Parameters<typeof toyPatch.apply>[0]) {
+      toyPatch.apply.call(this, file);
+      file.edit.append("\nconst = ;\n");
+    } };
+    const out = path.join(tmp("out-"), "agent-monitor");
+    const err = await toyBuild(makeToyUpstream(), out, { patches: [broken] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).step).toBe("gate");
+    expect((err as BuildError).problems.join("\n")).toMatch(/^syntax: server\/db\.js: .*SyntaxError/m);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("--unpatched builds upstream as is", async () => {
     const up = makeToyUpstream();
     const out = path.join(tmp("out-"), "plain");

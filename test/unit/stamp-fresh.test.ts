@@ -17,6 +17,14 @@ describe("committed build-stamp.json", () => {
     expect(Object.keys(stamp.outputs).length).toBeGreaterThan(50);
   });
 
+  it("covers what the app bundles: the built client and the installed runtime deps", () => {
+    expect(stamp.outputs["client/dist/index.html"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.keys(stamp.outputs).filter((f) => f.startsWith("client/") && !f.startsWith("client/dist/"))).toEqual([]);
+    expect(stamp.client?.inputHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(stamp.runtimeDeps).toMatchObject({ tree: expect.stringMatching(/^[0-9a-f]{64}$/), packages: expect.any(Number), files: expect.any(Number) });
+    expect(stamp.runtimeDeps!.packages).toBeGreaterThan(10);
+  });
+
   it("matches the current patches, engine and lockfile (else: rebuild against the real upstream and commit the stamp)", () => {
     expect(diffInputs(stamp, currentInputs(patches, stamp.inputs.nodeMajor))).toEqual([]);
     expect(stamp.inputs.nodeMajor).toBe(22);
