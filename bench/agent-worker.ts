@@ -36,8 +36,16 @@ async function run(startAt: number): Promise<void> {
   const wait = startAt - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   const events: EventRecord[] = [];
+  const counts = { sent: 0, settled: 0, ok: 0 };
+  const progress = cfg.progressMs ? setInterval(() => void reply({ type: "progress", counts: { ...counts } }), cfg.progressMs) : null;
+  const record = (e: EventRecord) => {
+    events.push(e);
+    counts.settled++;
+    if (e.status === 200) counts.ok++;
+  };
   try {
-    const agents: AgentSummary[] = await Promise.all(cfg.agents.map((spec) => runAgent(spec, cfg, startAt, (e) => events.push(e))));
+    const agents: AgentSummary[] = await Promise.all(cfg.agents.map((spec) => runAgent(spec, cfg, startAt, record, () => counts.sent++)));
+    if (progress) clearInterval(progress);
     await reply({ type: "result", events, agents });
   } catch (err) {
     await reply({ type: "error", message: (err as Error).stack ?? String(err) });

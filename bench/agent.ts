@@ -34,6 +34,7 @@ export async function runAgent(
   cfg: WorkerConfig,
   startAt: number,
   record: (e: EventRecord) => void,
+  onSend: () => void = () => {},
 ): Promise<AgentSummary> {
   const rand = rng(spec.seed);
   const ctx: TranscriptContext = {
@@ -82,6 +83,7 @@ export async function runAgent(
     const rec = (o: SendOutcome, sendMs?: number) =>
       record({ ...base, status: o.status, latencyMs: o.latencyMs, timedOut: o.timedOut, closedUnanswered: o.closedUnanswered, error: o.error, sendMs });
     sent++;
+    onSend();
     if (cfg.mode === "fire-and-forget") {
       const deliver = async () => {
         if (cfg.deliveryJitterMs > 0) await sleep(rand() * cfg.deliveryJitterMs);

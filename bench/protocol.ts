@@ -51,6 +51,8 @@ export interface WorkerConfig {
   deliveryJitterMs: number;
   /** Prefix of every event id in this phase. */
   runTag: string;
+  /** Report counts to the parent every this many ms (`npm run demo`'s progress line; default: never). */
+  progressMs?: number;
 }
 
 export interface EventRecord {
@@ -82,11 +84,22 @@ export interface AgentSummary {
   aborted: boolean;
 }
 
+/** Running totals of one worker (or, summed, of a phase). */
+export interface ProgressCounts {
+  /** Hook requests started. */
+  sent: number;
+  /** Requests with an outcome (an answer, a timeout or an error). */
+  settled: number;
+  /** Answered 200: in the patched monitor, committed to the database. */
+  ok: number;
+}
+
 export type ParentToWorker = { type: "config"; config: WorkerConfig } | { type: "go"; startAt: number };
 
 export type WorkerToParent =
   | { type: "ready" }
   | { type: "result"; events: EventRecord[]; agents: AgentSummary[] }
+  | { type: "progress"; counts: ProgressCounts }
   | { type: "error"; message: string };
 
 export interface CompanionCounts {

@@ -5,6 +5,7 @@ import type { BenchOptions } from "./cli-args.ts";
 import type { PhaseMetrics } from "./metrics.ts";
 import type { Mode } from "./protocol.ts";
 import { renderChart, type ChartRow } from "./svg.ts";
+import { screenshotsMarkdown, type Screenshot } from "./screenshot.ts";
 import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
 
 export interface RunRecord {
@@ -31,6 +32,8 @@ export interface BenchReport {
   options: BenchOptions;
   environment: { node22: string; benchNode: string; cpus: number; platform: string };
   runs: RunRecord[];
+  /** Sessions page of each tree after the fire-and-forget phase (bench/screenshot.ts). */
+  screenshots?: Screenshot[];
 }
 
 type Value = number | string | null;
@@ -171,6 +174,7 @@ function markdown(report: BenchReport, svgName: string): string {
   for (const mode of o.modes) {
     lines.push(`## ${mode}`, "", markdownTable(comparisonRows(report, mode)), "");
   }
+  lines.push(...screenshotsMarkdown(report.screenshots ?? []));
   lines.push(
     "## Runs",
     "",
@@ -208,10 +212,14 @@ function markdown(report: BenchReport, svgName: string): string {
   return lines.join("\n");
 }
 
+/** `<outDir>/bench-<start time>`: the report's files, and the screenshots beside them, start with it. */
+export function reportBase(startedAt: string, outDir: string): string {
+  return path.join(outDir, `bench-${startedAt.replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-")}`);
+}
+
 export function writeReport(report: BenchReport, outDir: string): { json: string; md: string; svg: string } {
   mkdirSync(outDir, { recursive: true });
-  const stamp = report.startedAt.replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
-  const base = path.join(outDir, `bench-${stamp}`);
+  const base = reportBase(report.startedAt, outDir);
   const files = { json: `${base}.json`, md: `${base}.md`, svg: `${base}.svg` };
   writeFileSync(files.json, JSON.stringify(report, null, 2) + "\n");
   writeFileSync(files.svg, chartFor(report));

@@ -1,13 +1,15 @@
 // `npm run bench`: build/reuse both trees, run the workload against each for every N, print the
 // comparison and write bench-results/bench-<time>.{json,md,svg}. See --help.
 import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ensureNode22 } from "../scripts/lib/node22.ts";
 import { repoRoot } from "../scripts/lib/paths.ts";
 import { ArgError, HELP, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
 import type { PhaseMetrics } from "./metrics.ts";
-import { comparisonRows, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
+import { comparisonRows, reportBase, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
+import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { runWorkload } from "./workload.ts";
@@ -72,6 +74,9 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const runs: RunRecord[] = [];
+  const screenshots: Screenshot[] = [];
+  const shotAt = Math.max(...opts.agents);
+  mkdirSync(path.resolve(opts.out), { recursive: true });
   for (const n of opts.agents) {
     for (const kind of kinds) {
       const tree = trees[kind]!;
@@ -92,6 +97,12 @@ async function main(argv: string[]): Promise<number> {
           companion: { begin: opts.companionBegin },
           serverNodeOptions: opts.serverNodeOptions ?? undefined,
           log,
+          afterPhase: async ({ mode, url }) => {
+            if (mode !== "fire-and-forget" || n !== shotAt) return;
+            const shot = await screenshotSessions(url, `${reportBase(startedAt, path.resolve(opts.out))}-${kind}.png`, kind, n);
+            screenshots.push(shot);
+            log(`    screenshot: ${shot.file ?? shot.note}`);
+          },
         });
         for (const p of res.phases) log(phaseLine(p.metrics));
         log(
@@ -127,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
     options: opts,
     environment: { node22: node22Version, benchNode: process.versions.node, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}` },
     runs,
+    screenshots,
   };
   const files = writeReport(report, path.resolve(opts.out));
   for (const mode of opts.modes) {

@@ -20,6 +20,7 @@ import {
   type CompanionToParent,
   type EventRecord,
   type Mode,
+  type ProgressCounts,
   type WorkerConfig,
   type WorkerToParent,
 } from "./protocol.ts";
@@ -66,7 +67,18 @@ export interface WorkloadOptions {
   env?: Record<string, string>;
   /** Extra Node options for the server process (e.g. "--cpu-prof --cpu-prof-dir=<dir>"), after the probe's --require. */
   serverNodeOptions?: string;
+  /** Called after each phase's measurements, with the server and the companion still running. */
+  afterPhase?: (phase: AfterPhase) => Promise<void>;
   log?: (line: string) => void;
+}
+
+export interface AfterPhase {
+  mode: Mode;
+  index: number;
+  url: string;
+  dbPath: string;
+  sessionIds: string[];
+  agents: AgentSummary[];
 }
 
 export interface ApiSessionView {
@@ -207,22 +219,50 @@ class Companion {
 
 const ZERO_COUNTS: CompanionCounts = { transactions: 0, committed: 0, busy: 0, busyCodes: {}, otherErrors: 0, lastError: null, maxTxMs: 0 };
 
+type PhaseConfig = Omit<WorkerConfig, "agents" | "mode" | "thinkMs" | "runTag">;
+
+function phaseConfig(
+  port: number,
+  o: { durationMs: number; eventsPerAgent?: number; timeoutMs?: number; deliveryJitterMs?: number; progressMs?: number },
+): PhaseConfig {
+  return {
+    port,
+    eventsPerAgent: o.eventsPerAgent ?? 1_000_000,
+    durationMs: o.durationMs,
+    hardStopMs: o.durationMs + 30_000,
+    timeoutMs: o.timeoutMs ?? 3000,
+    observeMs: 15_000,
+    deliveryJitterMs: o.deliveryJitterMs ?? 50,
+    progressMs: o.progressMs,
+  };
+}
+
 async function runPhase(
-  cfgBase: Omit<WorkerConfig, "agents" | "mode" | "thinkMs" | "runTag">,
+  cfgBase: PhaseConfig,
   mode: Mode,
   agentSpecs: AgentSpec[],
   workers: number,
   thinkMs: number,
   runTag: string,
+  onProgress?: (counts: ProgressCounts) => void,
 ): Promise<{ events: EventRecord[]; agents: AgentSummary[] }> {
   const nWorkers = Math.max(1, Math.min(workers, agentSpecs.length));
   const children: ChildProcess[] = [];
+  const perWorker: ProgressCounts[] = [];
   try {
     const groups: AgentSpec[][] = Array.from({ length: nWorkers }, () => []);
     agentSpecs.forEach((a, i) => groups[i % nWorkers]!.push(a));
     for (const group of groups) {
       const child = forkTs("agent-worker.ts");
       children.push(child);
+      if (onProgress) {
+        const slot = perWorker.push({ sent: 0, settled: 0, ok: 0 }) - 1;
+        child.on("message", (m: WorkerToParent) => {
+          if (m.type !== "progress") return;
+          perWorker[slot] = m.counts;
+          onProgress(perWorker.reduce((a, c) => ({ sent: a.sent + c.sent, settled: a.settled + c.settled, ok: a.ok + c.ok }), { sent: 0, settled: 0, ok: 0 }));
+        });
+      }
       const config: WorkerConfig = { ...cfgBase, mode, agents: group, thinkMs: mode === "saturation" ? 0 : thinkMs, runTag };
       const ready = nextMessage(child, (m) => ((m as WorkerToParent).type === "ready" ? true : undefined), "worker ready");
       child.send({ type: "config", config });
@@ -246,6 +286,57 @@ async function runPhase(
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
   }
+}
+
+/** N agents of one phase: own session, cwd and transcript path under workDir; every bigEvery-th resumes the history template. */
+function agentSpecs(o: { workDir: string; runTag: string; agents: number; phase: number; bigEvery: number; template: string | null; bigTurns: number }): AgentSpec[] {
+  const specs: AgentSpec[] = Array.from({ length: o.agents }, (_, i) => {
+    const sessionId = randomUUID();
+    const big = o.bigEvery > 0 && i % o.bigEvery === 0;
+    const cwd = `/home/dev/bench-${o.runTag}-agent-${i}`;
+    return {
+      index: i,
+      sessionId,
+      cwd,
+      transcriptPath: path.join(o.workDir, "transcripts", cwd.replace(/[/.]/g, "-"), `${sessionId}.jsonl`),
+      template: big ? o.template : null,
+      templateTurns: big ? o.bigTurns : 0,
+      seed: 1000 * (o.phase + 1) + i,
+    };
+  });
+  for (const s of specs) mkdirSync(path.dirname(s.transcriptPath), { recursive: true });
+  return specs;
+}
+
+export interface DriveOptions {
+  /** Port of a running dashboard on 127.0.0.1. */
+  port: number;
+  agents: number;
+  mode: Mode;
+  durationMs: number;
+  thinkMs?: number;
+  workers?: number;
+  bigEvery?: number;
+  bigBytes?: number;
+  bigTurns?: number;
+  /** Where the agents' transcripts go (the server reads them by path). */
+  workDir: string;
+  progressMs?: number;
+  onProgress?: (counts: ProgressCounts) => void;
+}
+
+/**
+ * One phase of N agents against a dashboard someone else runs (`npm run demo`): the same agents,
+ * workers and hook clients as runWorkload, without its server, companion or database checks.
+ */
+export async function driveAgents(o: DriveOptions): Promise<{ events: EventRecord[]; agents: AgentSummary[] }> {
+  const bigEvery = o.bigEvery ?? 4;
+  const bigTurns = o.bigTurns ?? 8;
+  const template = bigEvery > 0 ? ensureTemplate(path.join(cacheDir, "bench", "transcripts"), o.bigBytes ?? 4 * 1024 * 1024, bigTurns) : null;
+  const runTag = `demo-${randomUUID().slice(0, 8)}`;
+  const specs = agentSpecs({ workDir: o.workDir, runTag, agents: o.agents, phase: 0, bigEvery, template, bigTurns });
+  const cfg = phaseConfig(o.port, { durationMs: o.durationMs, progressMs: o.onProgress ? (o.progressMs ?? 500) : undefined });
+  return runPhase(cfg, o.mode, specs, o.workers ?? 3, o.thinkMs ?? 100, runTag, o.onProgress);
 }
 
 export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult> {
@@ -284,15 +375,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         opts.companion?.begin ?? "immediate",
       );
     }
-    const cfgBase = {
-      port: monitor.port,
-      eventsPerAgent: opts.eventsPerAgent ?? 1_000_000,
-      durationMs,
-      hardStopMs: durationMs + 30_000,
-      timeoutMs: opts.timeoutMs ?? 3000,
-      observeMs: 15_000,
-      deliveryJitterMs: opts.deliveryJitterMs ?? 50,
-    };
+    const cfgBase = phaseConfig(monitor.port, { ...opts, durationMs });
     const raw: Array<{
       mode: Mode;
       events: EventRecord[];
@@ -306,21 +389,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     let writeQueueRoute = false;
     for (const [p, mode] of modes.entries()) {
       const runTag = `p${p}-${randomUUID().slice(0, 8)}`;
-      const specs: AgentSpec[] = Array.from({ length: opts.agents }, (_, i) => {
-        const sessionId = randomUUID();
-        const big = bigEvery > 0 && i % bigEvery === 0;
-        const cwd = `/home/dev/bench-${runTag}-agent-${i}`;
-        return {
-          index: i,
-          sessionId,
-          cwd,
-          transcriptPath: path.join(workDir, "transcripts", cwd.replace(/[/.]/g, "-"), `${sessionId}.jsonl`),
-          template: big ? template : null,
-          templateTurns: big ? bigTurns : 0,
-          seed: 1000 * (p + 1) + i,
-        };
-      });
-      for (const s of specs) mkdirSync(path.dirname(s.transcriptPath), { recursive: true });
+      const specs = agentSpecs({ workDir, runTag, agents: opts.agents, phase: p, bigEvery, template, bigTurns });
       const wqBefore = await writeQueueStats(monitor.url);
       const compBefore = companion ? await companion.counts() : ZERO_COUNTS;
       log(`  ${mode}: ${opts.agents} agent(s)…`);
@@ -336,6 +405,8 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         opts.apiEventCounts ?? false,
       );
       raw.push({ mode, events, agents, companion: diffCompanion(compBefore, compAfter), wqBefore, wqAfter, api, server });
+      // While the server and the companion still run (the browser test, the bench's screenshots).
+      await opts.afterPhase?.({ mode, index: p, url: monitor.url, dbPath, sessionIds: specs.map((s) => s.sessionId), agents });
     }
     const minLife = opts.minServerLifetimeMs ?? 0;
     const lived = Date.now() - serverStart;

@@ -17,6 +17,8 @@ export const CLIENT_DIR = "client";
 export const CLIENT_DIST = `${CLIENT_DIR}/dist`;
 export const clientCacheRoot = path.join(cacheDir, "client-dist");
 const DONE_MARKER = ".build-complete";
+/** Files under client/ that the server reads at run time, kept in the tree beside client/dist. */
+export const SERVER_READS = ["client/public/favicon.svg"];
 
 /** Hash of the client build's inputs, from the materialized per-file hashes and the Node version. */
 export function clientInputHash(hashes: Record<string, string>, nodeVersion: string): string {
@@ -71,8 +73,15 @@ export async function buildClient(stagingDir: string, opts: ClientOptions): Prom
       if (!existsSync(path.join(cached, DONE_MARKER))) throw new UserError(`could not store the built client in ${cached}; remove it and rebuild`);
     }
   }
+  // Client sources the server itself reads at run time stay (upstream's server/index.js serves
+  // /favicon.svg from client/public/, not from dist: without it every page load logs a 404).
+  const kept = SERVER_READS.filter((f) => existsSync(path.join(stagingDir, f)));
+  const keptDir = path.join(stagingDir, `.client-kept-${process.pid}`);
+  for (const f of kept) cpSync(path.join(stagingDir, f), path.join(keptDir, f));
   rmSync(clientDir, { recursive: true, force: true });
   cpSync(path.join(cached, "dist"), path.join(clientDir, "dist"), { recursive: true });
-  const files = listFiles(path.join(clientDir, "dist")).map((f) => `${CLIENT_DIST}/${f}`);
+  for (const f of kept) cpSync(path.join(keptDir, f), path.join(stagingDir, f));
+  rmSync(keptDir, { recursive: true, force: true });
+  const files = [...listFiles(path.join(clientDir, "dist")).map((f) => `${CLIENT_DIST}/${f}`), ...kept];
   return { inputHash, files, cached: hit };
 }

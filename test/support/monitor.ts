@@ -7,6 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { dashboardEnv } from "../../scripts/lib/dashboard.ts";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
 
 export interface StartMonitorOptions {
@@ -44,10 +45,6 @@ export interface Monitor {
   stderr(): string;
   stdout(): string;
 }
-
-/** Environment prefixes of the parent that must not leak into a test monitor. */
-const SCRUBBED_PREFIXES = ["DASHBOARD_", "CLAUDE_", "CCAM_", "CODEX_", "AGENT_MONITOR_"];
-const SCRUBBED_NAMES = new Set(["NODE_PATH", "NODE_OPTIONS", "HOME", "USERPROFILE", "NODE_ENV", "PORT"]);
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -106,34 +103,9 @@ async function parseBody(res: Response): Promise<unknown> {
   }
 }
 
-/** The env a monitor child gets (exported so other harnesses can reuse it). */
+/** The env a monitor child gets: the caller's DASHBOARD_* / CLAUDE_* / … scrubbed, everything isolated. */
 export function monitorEnv(opts: { port: number; dbPath: string; homeDir: string; extra?: Record<string, string> }): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (SCRUBBED_NAMES.has(key) || SCRUBBED_PREFIXES.some((p) => key.startsWith(p))) continue;
-    env[key] = value;
-  }
-  const claudeHome = path.join(opts.homeDir, ".claude");
-  Object.assign(env, {
-    HOME: opts.homeDir,
-    USERPROFILE: opts.homeDir,
-    CLAUDE_HOME: claudeHome,
-    DASHBOARD_DATA_DIR: path.join(claudeHome, "agent-dashboard"),
-    DASHBOARD_DB_PATH: opts.dbPath,
-    DASHBOARD_PORT: String(opts.port),
-    DASHBOARD_HOST: "127.0.0.1",
-    // The real upstream: no `ps`-based reaping of sessions, no git-fetch update
-    // check, no .env file from the tree, Codex state under the temp home.
-    DASHBOARD_LIVENESS_PROBE: "0",
-    DASHBOARD_UPDATE_CHECK: "0",
-    DASHBOARD_ENV_PATH: path.join(opts.homeDir, "no-such.env"),
-    DASHBOARD_CODEX_HOME: path.join(opts.homeDir, ".codex"),
-    CODEX_HOME: path.join(opts.homeDir, ".codex"),
-    // Upstream's own default; without client/dist it only affects non-API GETs.
-    NODE_ENV: "production",
-  });
-  if (opts.extra) Object.assign(env, opts.extra);
-  return env;
+  return dashboardEnv({ ...opts, scrub: true });
 }
 
 export async function startMonitor(opts: StartMonitorOptions): Promise<Monitor> {
