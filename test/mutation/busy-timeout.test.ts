@@ -33,7 +33,7 @@ module.exports = { busyTimeoutMs };
 const newModule = () =>
   mutateFixture("own-connection", {
     "server/lib/usage-store.js": USAGE_STORE,
-    "server/index.js": before('  app.use("/api", (req, res) => {', '  app.get("/api/usage-store/busy-timeout", (_req, res) => res.json({ ms: require("./lib/usage-store").busyTimeoutMs() }));\n\n'),
+    "server/index.js": before("  return app;\n}", '  app.get("/api/usage-store/busy-timeout", (_req, res) => res.json({ ms: require("./lib/usage-store").busyTimeoutMs() }));\n\n'),
   });
 
 describe("busy-timeout mutation: a new module opens its own connection", () => {

@@ -43,7 +43,7 @@ const ROUTE =
   "    }\n" +
   "  });\n\n";
 
-const migration = () => mutateFixture("raw-begin", { "server/lib/maintenance.js": MAINTENANCE, "server/index.js": before('  app.use("/api", (req, res) => {', ROUTE) });
+const migration = () => mutateFixture("raw-begin", { "server/lib/maintenance.js": MAINTENANCE, "server/index.js": before("  return app;\n}", ROUTE) });
 
 /** POST the recount while another connection holds the write lock and commits a write 1 s later (ample time for the request to reach its write). */
 async function recountUnderContention(url: string, dbPath: string): Promise<{ status: number; body: any }> {
