@@ -23,6 +23,8 @@ export interface ServerProbeSnapshot {
   cpuMs: number;
   eventLoopDelayMs: { p50: number; p99: number; max: number; samples: number; resolutionMs: number };
   gc: { count: number; totalMs: number; maxMs: number };
+  /** POST /api/hooks/event inside the server: from the request event to the response's finish. */
+  hookServerMs?: { count: number; p50: number; p99: number; max: number };
   /** The longest main-thread stalls (ms since the phase's window opened, length). */
   stalls: Array<{ atMs: number; ms: number }>;
 }

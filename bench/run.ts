@@ -25,7 +25,7 @@ function phaseLine(m: PhaseMetrics): string {
     `${m.mode === "fire-and-forget" ? `closed-not-awaited ${m.closedUnanswered}  ` : ""}` +
     `TurnDuration ${m.turnDurationRows}/${m.turnsExpected}  active-after-End ${m.sessionsActiveAfterEnd}  BUSY ${m.companionBusy}` +
     (m.server
-      ? `  loop delay p99 ${f(m.server.eventLoopDelayMs.p99)} max ${f(m.server.eventLoopDelayMs.max, 0)} ms  CPU ${f(m.server.cpuMsPerStoredEvent, 2)} ms/event  GC ${m.server.gc.totalMs} ms`
+      ? `${m.server.hookServerMs ? `  in-server p99 ${f(m.server.hookServerMs.p99)} ms` : ""}  loop delay p99 ${f(m.server.eventLoopDelayMs.p99)} max ${f(m.server.eventLoopDelayMs.max, 0)} ms  CPU ${f(m.server.cpuMsPerStoredEvent, 2)} ms/event  GC ${m.server.gc.totalMs} ms`
       : "")
   );
 }

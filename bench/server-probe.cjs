@@ -25,7 +25,7 @@ if (isMainThread && process.env.AGENT_MONITOR_BENCH_PROBE) {
     eld.disable();
     eld = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     eld.enable();
-    window = { startedAt: performance.now(), cpu: process.cpuUsage(), gc: { count: 0, totalMs: 0, maxMs: 0 }, stalls: [] };
+    window = { startedAt: performance.now(), cpu: process.cpuUsage(), gc: { count: 0, totalMs: 0, maxMs: 0 }, stalls: [], hookMs: [] };
   }
   reset();
 
@@ -49,6 +49,23 @@ if (isMainThread && process.env.AGENT_MONITOR_BENCH_PROBE) {
     }
   }, 10).unref();
 
+  // Server-side time of each hook POST, from the 'request' event to the response's 'finish': what the
+  // server itself adds, apart from the time a CPU-starved client process takes to send and read.
+  const HOOK_PATH = "/api/hooks/event";
+  const emit = http.Server.prototype.emit;
+  http.Server.prototype.emit = function (event, req, res) {
+    if (event === "request" && req.method === "POST" && req.url.startsWith(HOOK_PATH)) {
+      const t0 = performance.now();
+      const samples = window.hookMs;
+      res.once("finish", () => {
+        if (samples.length < 500000) samples.push(performance.now() - t0);
+      });
+    }
+    return emit.apply(this, arguments);
+  };
+  const pct = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((q / 100) * sorted.length) - 1)] : Number.NaN);
+  const round2 = (v) => Math.round(v * 100) / 100;
+
   const ms = (ns) => Math.round((ns / 1e6) * 100) / 100;
   function snapshot() {
     const cpu = process.cpuUsage(window.cpu);
@@ -58,6 +75,10 @@ if (isMainThread && process.env.AGENT_MONITOR_BENCH_PROBE) {
       // Raw intervals between ticks of a RESOLUTION_MS timer (an idle loop reads ~RESOLUTION_MS).
       eventLoopDelayMs: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), samples: eld.count, resolutionMs: RESOLUTION_MS },
       gc: { count: window.gc.count, totalMs: Math.round(window.gc.totalMs), maxMs: Math.round(window.gc.maxMs * 10) / 10 },
+      hookServerMs: (() => {
+        const sorted = window.hookMs.slice().sort((a, b) => a - b);
+        return { count: sorted.length, p50: round2(pct(sorted, 50)), p99: round2(pct(sorted, 99)), max: round2(pct(sorted, 100)) };
+      })(),
       stalls: window.stalls.slice().sort((a, b) => b.ms - a.ms).slice(0, 10),
     };
   }
