@@ -26,6 +26,8 @@ export interface BuildOptions {
   force?: boolean;
   /** Print each patch's diff (the report file is written either way). */
   diff?: boolean;
+  /** Write the review report <out>.patches.diff (default true; drift, which only needs the verdicts, skips it). */
+  report?: boolean;
   /** Build without patches (the benchmark's baseline). */
   unpatched?: boolean;
   /**
@@ -167,7 +169,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
       shipped = [...mat.files.filter((f) => !f.startsWith(`${CLIENT_DIR}/`)), ...client.files];
     }
     const patched = await step("patch", () => runPatches(staging, patches), (p) => `${patches.length} patches, ${p.patchedFiles.length} files changed, ${p.addedFiles.length} added`);
-    const report = patchDiffs(patched.results);
+    const report = opts.report === false ? "" : patchDiffs(patched.results);
     if (opts.diff && report) log(report);
     const reviews = await reviewNotes(opts.reviewed === undefined ? (upstream.kind === "git" ? committedStampFile : null) : opts.reviewed, patched.fingerprints);
     for (const r of reviews) log(`  ${r.line}`);
@@ -206,7 +208,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
         ...(installed ? { runtimeDeps: { lockfile: lockHash(staging), tree: installed.hash, packages: installed.packages, files: installed.files } } : {}),
       };
       swapIntoPlace(staging, outDir);
-      writeFileSync(`${outDir}.patches.diff`, report);
+      if (opts.report !== false) writeFileSync(`${outDir}.patches.diff`, report);
       if (installed) writeManifest(outDir, installed.manifest);
       else rmSync(manifestFile(outDir), { force: true });
       writeStamp(stampFile, s);
