@@ -45,12 +45,13 @@ export function parseJs(filePath: string, text: string): SourceFile {
   return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
 }
 
-// The engine parses the same text several times (verify before, apply, verify after, the gate, the
-// fingerprints, and the next ref of a drift run, whose files are often unchanged): parse each
-// (path, text) once and keep the most recent ones. Evicted files stay in the project: a caller
-// (a gate, a static test) may still hold their nodes, and a removed file's nodes throw.
+// The engine parses the same text several times (verify before, apply, verify after, the gate's
+// whole-tree view of files no patch touched, the fingerprints, and the next ref of a drift run, whose
+// files are often unchanged): parse each (path, text) once and keep the most recent ones, enough for a
+// whole tree. Evicted files stay in the project: a caller (a gate, a static test) may still hold their
+// nodes, and a removed file's nodes throw.
 const parsed = new Map<string, SourceFile>();
-const PARSE_CACHE_MAX = 48;
+const PARSE_CACHE_MAX = 2000;
 
 function parseCached(filePath: string, text: string): SourceFile {
   const key = `${filePath}\0${text}`;
@@ -99,22 +100,6 @@ export function memoryTreeView(files: Record<string, string>, added: string[] = 
   return makeTreeView(Object.keys(files), (f) => files[f], new Set(added));
 }
 
-/**
- * Parsed views by path and text, shared between tree views: the gate's view of a file no patch
- * touched reuses the parse discover() made, and so does the next build of a ref with the same file.
- * Read-only views only (VerifyFile), so sharing is safe; bounded, oldest dropped first.
- */
-const viewCache = new Map<string, VerifyFile>();
-function sharedView(f: string, text: string): VerifyFile {
-  const key = `${f}\0${text}`;
-  let v = viewCache.get(key);
-  if (!v) {
-    if (viewCache.size >= 2000) viewCache.delete(viewCache.keys().next().value!);
-    viewCache.set(key, (v = verifyView(f, text)));
-  }
-  return v;
-}
-
 function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
   const jsFiles = [...new Set(paths)].filter((f) => /\.[cm]?js$/.test(f)).sort();
   const texts = new Map<string, string>();
@@ -129,7 +114,7 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     text,
     file(f) {
       let v = views.get(f);
-      if (!v) views.set(f, (v = sharedView(f, text(f))));
+      if (!v) views.set(f, (v = verifyView(f, text(f)))); // parsed once per (path, text) by parseCached
       return v;
     },
     // Declared additions, and our runtime files in a tree built before (they open with a [patch:<id>] comment).
