@@ -6,8 +6,9 @@
 // The built dist is cached in .cache/client-dist/<inputs>/ by a hash of everything that decides
 // it (client sources and lockfile, the root package.json whose version Vite bakes in, the Node
 // version), so a rebuild where only a patch changed runs neither npm nor the bundler.
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
+import { isCacheEntry, publishCacheDir } from "../lib/cache-dir.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashManifest, listFiles } from "../lib/hash.ts";
 import { cacheDir } from "../lib/paths.ts";
@@ -50,7 +51,7 @@ export async function buildClient(stagingDir: string, opts: ClientOptions): Prom
   const inputHash = clientInputHash(opts.hashes, opts.nodeVersion);
   const cacheRoot = opts.cacheRoot ?? clientCacheRoot;
   const cached = path.join(cacheRoot, inputHash);
-  const hit = existsSync(path.join(cached, DONE_MARKER));
+  const hit = isCacheEntry(cached, DONE_MARKER);
   if (!hit) {
     const env = { ...process.env, PATH: pathWithNodeFirst(opts.nodeBinary) };
     // --include=dev: the build needs the client's devDependencies (Vite) even if NODE_ENV=production is set.
@@ -61,17 +62,10 @@ export async function buildClient(stagingDir: string, opts: ClientOptions): Prom
     if (!existsSync(dist) || listFiles(dist).length === 0) {
       throw new UserError(`client build finished but left no files in client/dist (see .cache/logs/client-build.log); does upstream's client still build into dist/?`);
     }
-    // Into the cache through a private dir + rename: concurrent builds never see half a dist.
     mkdirSync(cacheRoot, { recursive: true });
     const tmp = path.join(cacheRoot, `.staging-${inputHash}-${process.pid}-${Date.now()}`);
     cpSync(dist, path.join(tmp, "dist"), { recursive: true });
-    writeFileSync(path.join(tmp, DONE_MARKER), "");
-    try {
-      renameSync(tmp, cached);
-    } catch {
-      rmSync(tmp, { recursive: true, force: true }); // another build cached the same inputs first
-      if (!existsSync(path.join(cached, DONE_MARKER))) throw new UserError(`could not store the built client in ${cached}; remove it and rebuild`);
-    }
+    publishCacheDir(tmp, cached, DONE_MARKER);
   }
   // Client sources the server itself reads at run time stay (upstream's server/index.js serves
   // /favicon.svg from client/public/, not from dist: without it every page load logs a 404).

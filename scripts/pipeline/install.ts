@@ -9,10 +9,11 @@
 //
 // ensureRuntimeDeps() serves trees that carry no node_modules of their own (an upstream checkout,
 // a --no-install build): it returns the cached directory for NODE_PATH.
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import path from "node:path";
 import { hashManifest, sha256 } from "../lib/hash.ts";
 import { cacheDir, repoRoot } from "../lib/paths.ts";
+import { isCacheEntry, publishCacheDir } from "../lib/cache-dir.ts";
 import { pathWithNodeFirst, runLogged } from "./run-logged.ts";
 
 export const runtimeDepsRoot = path.join(cacheDir, "runtime-deps");
@@ -64,7 +65,7 @@ export async function cachedInstall(treeDir: string, opts: InstallOptions = {}):
   const hash = lockHash(treeDir) + (dev ? "-dev" : "");
   const finalDir = path.join(runtimeDepsRoot, hash);
   const nodeModules = path.join(finalDir, "node_modules");
-  if (existsSync(path.join(finalDir, DONE_MARKER))) return { nodeModules, ranNpm: false };
+  if (isCacheEntry(finalDir, DONE_MARKER)) return { nodeModules, ranNpm: false };
 
   mkdirSync(runtimeDepsRoot, { recursive: true });
   const staging = path.join(runtimeDepsRoot, `.staging-${hash}-${process.pid}-${Date.now()}`);
@@ -86,18 +87,7 @@ export async function cachedInstall(treeDir: string, opts: InstallOptions = {}):
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
-  writeFileSync(path.join(staging, DONE_MARKER), `${new Date().toISOString()}\n`);
-  try {
-    renameSync(staging, finalDir);
-  } catch {
-    // Someone else finished first (or a stale incomplete dir is in the way).
-    if (!existsSync(path.join(finalDir, DONE_MARKER))) {
-      rmSync(finalDir, { recursive: true, force: true });
-      renameSync(staging, finalDir);
-    } else {
-      rmSync(staging, { recursive: true, force: true });
-    }
-  }
+  publishCacheDir(staging, finalDir, DONE_MARKER);
   return { nodeModules, ranNpm: true };
 }
 
