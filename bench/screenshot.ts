@@ -2,7 +2,7 @@
 // page of each tree in headless Chromium (the browser test's page model), saved next to the report
 // and shown side by side in it.
 import path from "node:path";
-import { chromiumMissing, completeFirstRun, openBrowser, openSessions } from "../test/support/browser.ts";
+import { chromiumMissing, completeFirstRun, openBrowser, openSessions } from "../harness/browser.ts";
 import type { TreeKind } from "./trees.ts";
 
 export interface Screenshot {

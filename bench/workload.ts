@@ -25,7 +25,7 @@ import {
   type WorkerToParent,
 } from "./protocol.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
-import { ensureTemplate } from "./transcript.ts";
+import { ensureTemplate } from "../harness/transcript.ts";
 import { inspectDatabase } from "./verify.ts";
 
 /** The server's own watchdog interval (upstream WATCHDOG_INTERVAL_MS, not configurable). */

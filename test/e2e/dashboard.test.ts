@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import { runWorkload, type AfterPhase } from "../../bench/workload.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import {
@@ -19,7 +19,7 @@ import {
   openSessions,
   screenshot,
   waitForSessionRow,
-} from "../support/browser.ts";
+} from "../../harness/browser.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 
 const AGENTS = 22;

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { before, buildMutant, mutateFixture, targetsOnly } from "../support/mutation.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { buildFixtureUnpatched, realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { monitorEnv } from "../support/monitor.ts";
+import { monitorEnv } from "../../harness/monitor.ts";
 import { runtimeNodePath, useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[atomic-watchdog runtime] ${SKIP_REAL}`);

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureUpstreamDir } from "../../scripts/lib/paths.ts";
-import { startMonitor, type Monitor } from "../support/monitor.ts";
+import { startMonitor, type Monitor } from "../../harness/monitor.ts";
 
 const SESSION_ID = "5e55a0e1-0000-4000-8000-00000000beef";
 

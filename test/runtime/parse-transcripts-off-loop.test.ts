@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ensureTemplate } from "../../bench/transcript.ts";
+import { ensureTemplate } from "../../harness/transcript.ts";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";

@@ -8,10 +8,10 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import { monitorEnv } from "../support/monitor.ts";
+import { monitorEnv } from "../../harness/monitor.ts";
 import { runtimeNodePath, useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[session-end-is-final runtime] ${SKIP_REAL}`);

@@ -4,10 +4,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { buildFixture } from "../support/build-once.ts";
-import { freePort } from "../support/monitor.ts";
+import { freePort } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
 const scratch = useRuntimeScratch();

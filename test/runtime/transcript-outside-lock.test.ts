@@ -11,10 +11,10 @@ import { createWriteStream, existsSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import type { Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[transcript-outside-lock runtime] ${SKIP_REAL}`);

@@ -6,11 +6,11 @@
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { buildFixture, buildFixtureUnpatched, buildReal, buildRealUnpatched, realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import type { Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[turn-durations-once runtime] ${SKIP_REAL}`);

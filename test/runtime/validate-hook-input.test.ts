@@ -8,10 +8,10 @@ import { randomUUID } from "node:crypto";
 import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../bench/sqlite.ts";
-import { ensureTemplate } from "../../bench/transcript.ts";
+import { openDatabase } from "../../harness/sqlite.ts";
+import { ensureTemplate } from "../../harness/transcript.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import type { Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[validate-hook-input runtime] ${SKIP_REAL}`);

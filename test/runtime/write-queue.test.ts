@@ -11,11 +11,11 @@ import { copyFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { openDatabase, type SqliteDatabase } from "../../bench/sqlite.ts";
+import { openDatabase, type SqliteDatabase } from "../../harness/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
-import type { Monitor } from "../support/monitor.ts";
+import type { Monitor } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
 if (!realUpstream) console.info(`[write-queue runtime] ${SKIP_REAL}`);

@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll } from "vitest";
 import { ensureRuntimeDeps } from "../../scripts/pipeline/install.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
-import { startMonitor, type Monitor } from "./monitor.ts";
+import { startMonitor, type Monitor } from "../../harness/monitor.ts";
 
 /**
  * NODE_PATH for a process running in `treeDir`: its installed runtime dependencies, else the

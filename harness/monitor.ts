@@ -7,8 +7,8 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { dashboardEnv } from "../../scripts/lib/dashboard.ts";
-import { ensureNode22 } from "../../scripts/lib/node22.ts";
+import { dashboardEnv } from "../scripts/lib/dashboard.ts";
+import { ensureNode22 } from "../scripts/lib/node22.ts";
 
 export interface StartMonitorOptions {
   /** Directory holding server/index.js (cwd of the child). */

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { repoRoot } from "../../scripts/lib/paths.ts";
+import { repoRoot } from "../scripts/lib/paths.ts";
 
 export const CHROMIUM = process.env.AGENT_MONITOR_CHROMIUM || "/usr/bin/chromium";
 /** Screenshots and other output a person looks at after a run (git-ignored). */
