@@ -1,14 +1,16 @@
 // Start an agent-monitor tree (the CI fixture, the real upstream checkout, or a
 // patched .generated/ output) as a real child process on Node 22, isolated from
 // the developer's machine: fresh HOME / CLAUDE_HOME / data dir, a free loopback
-// port, no update checks, no liveness probing of real `claude` processes.
-import { spawn, type ChildProcess } from "node:child_process";
+// port, no update checks, no liveness probing of real `claude` processes. The process itself
+// (spawn, health wait, SIGTERM then SIGKILL, exit hook) is scripts/lib/launcher.ts's.
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { dashboardEnv } from "../scripts/lib/dashboard.ts";
-import { ensureNode22 } from "../scripts/lib/node22.ts";
+import { freePort, startServer, type ServerProcess } from "../scripts/lib/launcher.ts";
+
+export { freePort };
 
 export interface StartMonitorOptions {
   /** Directory holding server/index.js (cwd of the child). */
@@ -46,54 +48,6 @@ export interface Monitor {
   stdout(): string;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // A failing test must not leave servers behind.
-  process.on("exit", () => {
-    for (const child of running) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === "string") {
-        srv.close();
-        reject(new Error("could not determine a free port"));
-        return;
-      }
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
-
-function tail(text: string, lines = 40): string {
-  return text.split("\n").slice(-lines).join("\n");
-}
-
-function waitForExit(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once("exit", () => resolve()));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function parseBody(res: Response): Promise<unknown> {
   const text = await res.text();
   try {
@@ -109,8 +63,6 @@ export function monitorEnv(opts: { port: number; dbPath: string; homeDir: string
 }
 
 export async function startMonitor(opts: StartMonitorOptions): Promise<Monitor> {
-  const node = opts.nodeBinary ?? ensureNode22();
-  const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   const dbPath = opts.dbPath ?? path.join(mkdtempSync(path.join(os.tmpdir(), "monitor-db-")), "monitor.db");
   mkdirSync(path.dirname(dbPath), { recursive: true });
 
@@ -120,7 +72,14 @@ export async function startMonitor(opts: StartMonitorOptions): Promise<Monitor> 
     const homeDir = mkdtempSync(path.join(os.tmpdir(), "monitor-home-"));
     const port = await freePort();
     try {
-      return await launch(node, opts.treeDir, port, dbPath, homeDir, opts.env, startTimeoutMs);
+      const server = await startServer({
+        treeDir: opts.treeDir,
+        port,
+        env: monitorEnv({ port, dbPath, homeDir, extra: opts.env }),
+        nodeBinary: opts.nodeBinary,
+        startTimeoutMs: opts.startTimeoutMs ?? 20_000,
+      });
+      return monitorOf(server, dbPath, homeDir);
     } catch (err) {
       rmSync(homeDir, { recursive: true, force: true });
       lastError = err as Error;
@@ -130,83 +89,15 @@ export async function startMonitor(opts: StartMonitorOptions): Promise<Monitor> 
   throw lastError ?? new Error("monitor did not start");
 }
 
-async function launch(
-  node: string,
-  treeDir: string,
-  port: number,
-  dbPath: string,
-  homeDir: string,
-  extraEnv: Record<string, string> | undefined,
-  startTimeoutMs: number,
-): Promise<Monitor> {
-  installExitHook();
-  const child = spawn(node, ["server/index.js"], {
-    cwd: treeDir,
-    env: monitorEnv({ port, dbPath, homeDir, extra: extraEnv }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  running.add(child);
-  let out = "";
-  let err = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
-  const state: { spawnError: Error | null } = { spawnError: null };
-  child.on("error", (e) => (state.spawnError = e));
-  child.on("exit", () => running.delete(child));
-
-  const url = `http://127.0.0.1:${port}`;
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  const deadline = Date.now() + startTimeoutMs;
-  let healthy = false;
-  while (Date.now() < deadline) {
-    if (state.spawnError || exited()) break;
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
-      await res.body?.cancel();
-      // The child must still be ours and alive (upstream exits 0 if another dashboard answers).
-      if (res.status === 200 && !exited()) {
-        healthy = true;
-        break;
-      }
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-
-  if (!healthy) {
-    const why = state.spawnError
-      ? `spawn failed: ${state.spawnError.message}`
-      : exited()
-        ? `exited early (code ${child.exitCode}, signal ${child.signalCode})`
-        : `no healthy /api/health within ${startTimeoutMs} ms`;
-    if (!exited()) {
-      child.kill("SIGKILL");
-      await waitForExit(child);
-    }
-    throw new Error(
-      `monitor in ${treeDir} on port ${port}: ${why}\n--- stderr (tail) ---\n${tail(err)}\n--- stdout (tail) ---\n${tail(out, 10)}`,
-    );
-  }
-
-  const finish = async (signal: NodeJS.Signals, graceMs: number): Promise<void> => {
-    if (!exited()) {
-      child.kill(signal);
-      const timer = setTimeout(() => {
-        if (!exited()) child.kill("SIGKILL");
-      }, graceMs);
-      await waitForExit(child);
-      clearTimeout(timer);
-    }
-    rmSync(homeDir, { recursive: true, force: true });
-  };
-
+function monitorOf(server: ServerProcess, dbPath: string, homeDir: string): Monitor {
+  const { url } = server;
+  const cleanUp = <T>(done: Promise<T>) => done.then(() => rmSync(homeDir, { recursive: true, force: true }));
   return {
     url,
-    port,
+    port: server.port,
     dbPath,
     homeDir,
-    child,
+    child: server.child,
     async postEvent(hookType, data, postOpts = {}) {
       const res = await fetch(`${url}/api/hooks/event`, {
         method: "POST",
@@ -222,9 +113,9 @@ async function launch(
       if (!res.ok) throw new Error(`GET ${urlPath} -> ${res.status}: ${typeof body === "string" ? body : JSON.stringify(body)}`);
       return body as any;
     },
-    stop: () => finish("SIGTERM", 10_000),
-    kill: () => finish("SIGKILL", 0),
-    stderr: () => err,
-    stdout: () => out,
+    stop: () => cleanUp(server.stop(10_000)),
+    kill: () => cleanUp(server.kill()),
+    stderr: server.stderr,
+    stdout: server.stdout,
   };
 }

@@ -1,14 +1,14 @@
-// Running a generated dashboard tree (server/index.js) on Node 22: its environment, a port check,
-// and a stop that lets the write queue drain. Used by `npm start`, `npm run demo` and the tests'
-// monitor harness (test/support/monitor.ts), so all three run the server the same way.
-import { spawn, type ChildProcess } from "node:child_process";
+// Running a generated dashboard tree (server/index.js) on Node 22 for a person: its environment, a
+// port check, the build when needed, and a stop that lets the write queue drain. The process itself
+// is launcher.ts's, shared with the tests' and the bench's harness/monitor.ts.
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { chalk } from "zx";
 import { UserError } from "./errors.ts";
-import { ensureNode22 } from "./node22.ts";
+import { ServerStartError, startServer, type ServerProcess } from "./launcher.ts";
 import { defaultOutDir, repoRoot } from "./paths.ts";
 
 export const DEFAULT_PORT = 4820;
@@ -126,86 +126,24 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     throw new UserError(`${treeDir} has no server/index.js; run npm run build first`);
   }
   await assertPortFree(opts.port);
-  const node = ensureNode22();
   const dataDir = path.resolve(opts.dataDir);
   const homeDir = path.resolve(opts.homeDir ?? path.join(dataDir, "home"));
   mkdirSync(dataDir, { recursive: true });
   mkdirSync(homeDir, { recursive: true });
   const dbPath = path.join(dataDir, "dashboard.db");
   const env = dashboardEnv({ port: opts.port, dbPath, homeDir, dataDir, scrub: false, extra: opts.env });
-  const child = spawn(node, ["server/index.js"], { cwd: treeDir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  // If we die, do not leave the server behind (it is in its own process group).
-  const reap = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-  };
-  process.once("exit", reap);
-
-  let stderrTail = "";
-  for (const stream of ["stdout", "stderr"] as const) {
-    let buf = "";
-    child[stream]!.setEncoding("utf8").on("data", (chunk: string) => {
-      if (stream === "stderr") stderrTail = (stderrTail + chunk).slice(-8000);
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        opts.onOutput?.(buf.slice(0, nl), stream);
-        buf = buf.slice(nl + 1);
-      }
-    });
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+  let server: ServerProcess;
+  try {
+    server = await startServer({ treeDir, port: opts.port, env, processGroup: true, startTimeoutMs: timeoutMs, onOutput: opts.onOutput });
+  } catch (err) {
+    if (!(err instanceof ServerStartError)) throw err;
+    if (/EADDRINUSE/.test(err.stderrTail)) throw portInUse(opts.port, "127.0.0.1", "--port");
+    const last = lastLine(err.stderrTail);
+    if (err.reason === "timeout") throw new UserError(`the dashboard did not answer http://127.0.0.1:${opts.port}/api/health within ${timeoutMs} ms; last server output: ${last}`);
+    throw new UserError(`the dashboard exited at start (${err.reason === "spawn" ? err.message.split("\n")[0] : `code ${err.exitCode}`}): ${last}`);
   }
-  const exited = new Promise<number | null>((resolve) => {
-    child.once("exit", (code) => {
-      process.off("exit", reap);
-      resolve(code);
-    });
-    child.once("error", () => resolve(null));
-  });
-  let done = false;
-  void exited.then(() => (done = true));
-
-  const url = `http://127.0.0.1:${opts.port}`;
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  while (!done) {
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
-      await res.body?.cancel();
-      if (res.status === 200 && !done) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      await exited;
-      throw new UserError(`the dashboard did not answer ${url}/api/health within ${opts.startTimeoutMs ?? 60_000} ms; last server output: ${lastLine(stderrTail)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (done) {
-    const code = await exited;
-    if (/EADDRINUSE/.test(stderrTail)) throw portInUse(opts.port, "127.0.0.1", "--port");
-    throw new UserError(`the dashboard exited at start (code ${code}): ${lastLine(stderrTail)}`);
-  }
-
-  let stopping: Promise<number | null> | null = null;
-  return {
-    url,
-    port: opts.port,
-    dbPath,
-    child,
-    exited,
-    stop() {
-      if (!stopping) {
-        stopping = (async () => {
-          if (!done) child.kill("SIGTERM");
-          const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-          const code = await exited;
-          clearTimeout(timer);
-          return code;
-        })();
-      }
-      return stopping;
-    },
-  };
+  return { url: server.url, port: opts.port, dbPath, child: server.child, exited: server.exited, stop: () => server.stop(15_000) };
 }
 
 function lastLine(text: string): string {
