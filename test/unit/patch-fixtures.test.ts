@@ -2,16 +2,39 @@
 // -> <case>.output.js (applies, then re-applies as a no-op) or <case>.error.txt (must fail with
 // each line of that file in the message). The first line `// target: <path>` names the target
 // file when the patch has several. Orphan or unregistered fixtures fail the suite.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+// A chained input (an earlier patch's output but for deliberate edits) is declared in
+// <case>.derived.json (test/support/fixtures.ts) and must equal what it derives.
+// UPDATE_FIXTURES=1 rewrites derived inputs, outputs and error files from the patches, in patch
+// order (an earlier output first, then the inputs derived from it), so a bump shows in the diff.
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { patches } from "../../patches/index.ts";
 import { applyPatchToText } from "../../scripts/pipeline/patch.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
+import { DERIVED_SUFFIX, deriveInput, readDerivation } from "../support/fixtures.ts";
 
 const root = path.join(repoRoot, "test", "fixtures", "patches");
 const byId = new Map(patches.map((p) => [p.id, p]));
-const folders = existsSync(root) ? readdirSync(root).filter((d) => !d.startsWith(".")) : [];
+const order = new Map(patches.map((p, i) => [p.id, i]));
+const update = process.env.UPDATE_FIXTURES === "1";
+// Patch order, so that in update mode an earlier patch's outputs are written before later inputs derive from them.
+const folders = (existsSync(root) ? readdirSync(root).filter((d) => !d.startsWith(".")) : []).sort(
+  (a, b) => (order.get(a) ?? Infinity) - (order.get(b) ?? Infinity) || a.localeCompare(b),
+);
+
+/** Every derived case under `fixtures` whose checked-in input is not what its declaration derives. */
+function staleDerivedInputs(fixtures: string): string[] {
+  const stale: string[] = [];
+  for (const id of readdirSync(fixtures)) {
+    for (const f of readdirSync(path.join(fixtures, id)).filter((n) => n.endsWith(DERIVED_SUFFIX))) {
+      const input = path.join(fixtures, id, f.slice(0, -DERIVED_SUFFIX.length) + ".input.js");
+      if (deriveInput(fixtures, path.join(fixtures, id, f)) !== readFileSync(input, "utf8")) stale.push(`${id}/${f}`);
+    }
+  }
+  return stale;
+}
 
 function targetOf(patchId: string, text: string): string {
   const m = /^\/\/ target: (\S+)/.exec(text);
@@ -26,6 +49,34 @@ describe("patch fixture folders", () => {
     expect(folders.filter((d) => !byId.has(d))).toEqual([]);
     expect(patches.map((p) => p.id).filter((id) => !folders.includes(id))).toEqual([]);
   });
+
+  it("a derived input names an earlier patch's output fixture", () => {
+    const wrong: string[] = [];
+    for (const id of folders) {
+      for (const f of readdirSync(path.join(root, id)).filter((n) => n.endsWith(DERIVED_SUFFIX))) {
+        const from = readDerivation(path.join(root, id, f)).from;
+        const source = from.split("/")[0];
+        if (!existsSync(path.join(root, from)) || !((order.get(source) ?? Infinity) < order.get(id)!)) wrong.push(`${id}/${f}: ${from}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it.skipIf(update)("a chained input drifts from the earlier output it copies: the check names it", () => {
+    // A copy of the fixtures where write-queue's hooks output changes and the later inputs do not.
+    const copy = mkdtempSync(path.join(os.tmpdir(), "fixtures-chain-"));
+    try {
+      cpSync(root, copy, { recursive: true });
+      expect(staleDerivedInputs(copy)).toEqual([]);
+      const out = path.join(copy, "write-queue", "hooks.output.js");
+      writeFileSync(out, readFileSync(out, "utf8").replace("const router = Router();", "const router = Router(); // changed"));
+      expect(staleDerivedInputs(copy)).toEqual(
+        expect.arrayContaining(["parse-transcripts-off-loop/basic.derived.json", "validate-hook-input/basic.derived.json", "validate-hook-input/named-handler.derived.json"]),
+      );
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
 });
 
 for (const id of folders) {
@@ -35,7 +86,7 @@ for (const id of folders) {
 
   describe(`fixtures: ${id}`, () => {
     it("has at least one applying case and one drifted case, and no orphan files", () => {
-      const known = new Set(cases.flatMap((c) => [`${c}.input.js`, `${c}.output.js`, `${c}.error.txt`]));
+      const known = new Set(cases.flatMap((c) => [`${c}.input.js`, `${c}.output.js`, `${c}.error.txt`, `${c}${DERIVED_SUFFIX}`]));
       expect(files.filter((f) => !known.has(f))).toEqual([]);
       expect(cases.some((c) => files.includes(`${c}.output.js`))).toBe(true);
       expect(cases.some((c) => files.includes(`${c}.error.txt`))).toBe(true);
@@ -43,16 +94,27 @@ for (const id of folders) {
     });
 
     for (const c of cases) {
-      const input = readFileSync(path.join(dir, `${c}.input.js`), "utf8");
+      const inputFile = path.join(dir, `${c}.input.js`);
       const outputFile = path.join(dir, `${c}.output.js`);
       const errorFile = path.join(dir, `${c}.error.txt`);
+      const derivedFile = path.join(dir, `${c}${DERIVED_SUFFIX}`);
+      // Read when the test runs: in update mode an earlier folder's test may just have rewritten it.
+      const input = () => readFileSync(inputFile, "utf8");
+      if (existsSync(derivedFile)) {
+        it(`${c}: the input is ${readDerivation(derivedFile).from} with its declared edits`, () => {
+          const derived = deriveInput(root, derivedFile);
+          if (update) writeFileSync(inputFile, derived);
+          expect(input(), "stale chained input: run UPDATE_FIXTURES=1 npx vitest run test/unit/patch-fixtures.test.ts and review the diff").toBe(derived);
+        });
+      }
       if (existsSync(outputFile)) {
         it(`${c}: applies to the expected output, and re-applying is a no-op`, () => {
           const patch = byId.get(id)!;
-          const target = targetOf(id, input);
-          const first = applyPatchToText(patch, target, input);
+          const target = targetOf(id, input());
+          const first = applyPatchToText(patch, target, input());
+          if (update) writeFileSync(outputFile, first.text);
           expect(first.text).toBe(readFileSync(outputFile, "utf8"));
-          if (first.text !== input) expect(first.action).toBe("applied");
+          if (first.text !== input()) expect(first.action).toBe("applied");
           const second = applyPatchToText(patch, target, first.text);
           expect(second.action).toBe("already-applied");
           expect(second.text).toBe(first.text);
@@ -64,11 +126,13 @@ for (const id of folders) {
           const expected = readFileSync(errorFile, "utf8").split("\n").filter((l) => l.trim());
           let message = "";
           try {
-            applyPatchToText(patch, targetOf(id, input), input);
+            applyPatchToText(patch, targetOf(id, input()), input());
           } catch (err) {
             message = (err as Error).message;
           }
           expect(message, "the patch applied although the input drifted").not.toBe("");
+          // Rewritten only when it no longer matches, so hand-picked lines survive an update.
+          if (update && !expected.every((line) => message.includes(line))) writeFileSync(errorFile, message + "\n");
           for (const line of expected) expect(message).toContain(line);
         });
       }
