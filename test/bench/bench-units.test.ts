@@ -63,9 +63,24 @@ describe("bench chart", () => {
       throughput: [1, 8].map((n) => ({ n, value: n * 50 })),
     });
     const svg = renderChart([{ mode: "blocking", series: [series("unpatched", "#d00", 2), series("patched", "#00d", 1)] }], [1, 8], "t <&>");
-    expect(svg.startsWith("<svg")).toBe(true);
-    expect(svg.trim().endsWith("</svg>")).toBe(true);
     expect(svg).toContain("t &lt;&amp;&gt;");
-    expect(svg.match(/<path /g)?.length).toBe(6); // p50 + p99 + throughput per tree
+    const paths = [...svg.matchAll(/<path d="M([\d.]+),([\d.]+) L([\d.]+),([\d.]+)" fill="none" stroke="(#\w+)"[^>]*?( stroke-dasharray="[^"]*")?\/>/g)].map((m) => ({
+      x1: Number(m[1]), y1: Number(m[2]), x2: Number(m[3]), y2: Number(m[4]), color: m[5], dashed: m[6] !== undefined,
+    }));
+    expect(paths).toHaveLength(6); // p50 + p99 + throughput per tree
+    // Latency panel (left): per tree a solid p99 and a dashed p50; throughput panel (right): solid.
+    const latency = (color: string, dashed: boolean) => paths.find((p) => p.x1 < 300 && p.color === color && p.dashed === dashed)!;
+    for (const color of ["#d00", "#00d"]) {
+      expect(latency(color, false).y1, "p99 above p50").toBeLessThan(latency(color, true).y1);
+      expect(latency(color, false).y2, "latency rises with n").toBeLessThan(latency(color, false).y1);
+    }
+    // twice the latency is drawn higher, at each n; equal throughput is the same line
+    expect(latency("#d00", false).y1).toBeLessThan(latency("#00d", false).y1);
+    expect(latency("#d00", true).y2).toBeLessThan(latency("#00d", true).y2);
+    const throughput = paths.filter((p) => p.x1 > 300);
+    expect(throughput.map((p) => p.color)).toEqual(["#d00", "#00d"]);
+    expect(throughput[0]).toMatchObject({ y1: throughput[1].y1, y2: throughput[1].y2, dashed: false });
+    expect(svg.match(/<svg /g)).toHaveLength(1);
+    expect(svg.trim().endsWith("</svg>")).toBe(true);
   });
 });

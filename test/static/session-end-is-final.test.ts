@@ -86,14 +86,6 @@ describe.each(trees())("session-end-is-final in the generated %s tree", (_label,
     }
   });
 
-  it("a stamped SessionEnd records its send time; the mark lives in its own table", async () => {
-    const sf = ast((await buildTree()).outDir, HOOKS);
-    const gate = sf.getFunction("sentBeforeSessionEnd")!.getText();
-    expect(gate).toContain('if (hookType === "SessionEnd") sessionEndStatements().put.run(sessionId, sentAt);');
-    expect(gate).toContain("if (endedAt !== null && (sentAt < endedAt || (sentAt === endedAt && !resumes))) return true;");
-    expect(sf.getText()).toContain("CREATE TABLE IF NOT EXISTS session_end_marks (session_id TEXT PRIMARY KEY, sent_at_ms REAL NOT NULL");
-  });
-
   it("the write queue gets orderBatch, and that function orders each session's stamped events by send time, stably", async () => {
     const sf = ast((await buildTree()).outDir, HOOKS);
     const call = sf.getDescendantsOfKind(SyntaxKind.CallExpression).find((c) => c.getExpression().getText() === "createWriteQueue");

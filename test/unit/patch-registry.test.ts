@@ -16,10 +16,11 @@ describe("patch registry", () => {
   it.each(patchFiles)("%s declares id, description, why, removeWhen and targets, and default-exports definePatch", (file) => {
     const p = patches.find((x) => `${x.id}.ts` === file)!;
     expect(p.id).toMatch(/^[a-z]+(-[a-z]+)*$/);
-    expect(p.description.trim().length).toBeGreaterThan(10);
     expect(p.description).not.toContain("\n");
-    expect(p.why.trim().length).toBeGreaterThan(20);
-    expect(p.removeWhen.trim().length).toBeGreaterThan(5);
+    // removeWhen names what upstream must do for the patch to go; why and description are its own.
+    expect(p.removeWhen).toMatch(/^upstream\b/i);
+    expect(patches.filter((x) => x !== p && (x.description === p.description || x.why === p.why)).map((x) => x.id)).toEqual([]);
+    expect(p.why.trim()).not.toBe(p.description.trim());
     expect(p.targets.length).toBeGreaterThan(0);
     expect(readFileSync(path.join(dir, file), "utf8")).toMatch(/export default definePatch\(/);
   });

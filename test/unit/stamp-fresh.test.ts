@@ -1,6 +1,6 @@
 // CI has no upstream, but it can still catch a patch (or the engine) that changed while the
 // committed build-stamp.json was not rebuilt.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { patches } from "../../patches/index.ts";
@@ -15,7 +15,9 @@ describe("committed build-stamp.json", () => {
   it("describes the pinned release", () => {
     const pin = readPin();
     expect(stamp.upstream).toMatchObject({ repository: pin.repository, tag: pin.tag, commit: pin.commit });
-    expect(Object.keys(stamp.outputs).length).toBeGreaterThan(50);
+    // Every file a patch edits and every runtime module it adds is hashed (not just "many files").
+    const runtimes = readdirSync(path.join(repoRoot, "patches", "runtime")).map((f) => `server/patch-runtime/${f}`);
+    for (const file of [...new Set(patches.flatMap((p) => p.targets)), ...runtimes]) expect(stamp.outputs[file], file).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it("covers what the app bundles: the built client and the installed runtime deps", () => {
