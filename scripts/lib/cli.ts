@@ -27,9 +27,11 @@ export function flag(help: string, short?: string): Option<boolean> {
 /** An option with a value; without a default it is undefined when absent. */
 export function option(value: string, help: string): Option<string | undefined>;
 export function option<T>(value: string, help: string, validate: Validator<T>): Option<T | undefined>;
-export function option<T>(value: string, help: string, validate: Validator<T>, fallback: T): Option<T>;
+export function option<T>(value: string, help: string, validate: Validator<T> | undefined, fallback: T): Option<T>;
 export function option<T>(value: string, help: string, validate?: Validator<T>, fallback?: T): Option<T | string | undefined> {
-  const shown = fallback === undefined ? help : `${help} (default ${Array.isArray(fallback) ? fallback.join(",") : String(fallback)})`;
+  // The default goes at the end of the first line, before any continuation lines.
+  const note = ` (default ${Array.isArray(fallback) ? fallback.join(",") : String(fallback)})`;
+  const shown = fallback === undefined ? help : help.replace(/\n|$/, (end) => note + end);
   return { value, help: shown, read: (raw, name) => (raw === undefined ? fallback : validate ? validate(raw, name) : raw) };
 }
 
@@ -84,7 +86,12 @@ export interface Command<O extends Options> {
   examples?: string[];
 }
 
-export type Parsed<O extends Options> = { help: true } | { help: false; values: Values<O>; positionals: string[] };
+/** With --help, values are the defaults (the other flags are not checked). */
+export interface Parsed<O extends Options> {
+  help: boolean;
+  values: Values<O>;
+  positionals: string[];
+}
 
 const HELP_OPTION: Option<boolean> = flag("show this help", "h");
 
@@ -115,10 +122,10 @@ export function parseCli<O extends Options>(cmd: Command<O>, argv: string[]): Pa
   const see = `see ${cmd.command} -- --help`;
   const config = Object.fromEntries(Object.entries(all).map(([name, o]) => [name, { type: o.value ? ("string" as const) : ("boolean" as const), ...(o.short ? { short: o.short } : {}) }]));
   const { tokens } = parseArgs({ args: argv, options: config, allowPositionals: true, strict: false, tokens: true });
-  if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { help: true };
+  const help = tokens.some((t) => t.kind === "option" && t.name === "help");
   const raw: Record<string, string | undefined> = {};
   const positionals: string[] = [];
-  for (const t of tokens) {
+  for (const t of help ? [] : tokens) {
     if (t.kind === "positional") {
       if (!cmd.positionals) throw new UserError(`unexpected argument "${t.value}"; ${see}`);
       positionals.push(t.value);
@@ -134,7 +141,7 @@ export function parseCli<O extends Options>(cmd: Command<O>, argv: string[]): Pa
     } else raw[t.name] = t.value;
   }
   const values = Object.fromEntries(Object.entries(cmd.options).map(([name, o]) => [name, o.read(raw[name], `--${name}`)]));
-  return { help: false, values: values as Values<O>, positionals };
+  return { help, values: values as Values<O>, positionals };
 }
 
 /**
@@ -143,7 +150,7 @@ export function parseCli<O extends Options>(cmd: Command<O>, argv: string[]): Pa
  */
 export function cliArgs<O extends Options>(cmd: Command<O>, argv = process.argv.slice(2)): { values: Values<O>; positionals: string[] } | null {
   const parsed = parseCli(cmd, argv);
-  if (!parsed.help) return parsed;
+  if (!parsed.help) return { values: parsed.values, positionals: parsed.positionals };
   console.log(helpText(cmd));
   return null;
 }
