@@ -6,7 +6,7 @@ import type { TreeKind } from "./trees.ts";
 const TREES: readonly TreeKind[] = ["unpatched", "patched"];
 
 export const BENCH_CLI = {
-  command: "npm run bench",
+  command: "npm run bench --",
   description: `Builds (or reuses) the unpatched upstream tree and the patched tree, then runs the same
 workload against each, one after the other, on Node 22: N simulated Claude Code agents per
 run (own session, own growing JSONL transcript, some starting at several MB), in worker

@@ -12,7 +12,7 @@ import { driveAgents } from "./workload.ts";
 const DEMO_MODES = MODES.filter((m) => m !== "saturation");
 
 export const DEMO_CLI = {
-  command: "npm run demo",
+  command: "npm run demo --",
   description: `Starts the patched dashboard (as npm start does: builds if needed) or uses a running one (--url),
 then drives N simulated Claude Code agents from the benchmark's workload (own session, growing
 transcript, every 4th resuming a multi-MB history) for a while, printing a progress line, so you

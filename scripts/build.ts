@@ -11,7 +11,7 @@ import { lazyPatches } from "./pipeline/patch-set.ts";
 import { StepError } from "./pipeline/run-logged.ts";
 
 export const BUILD_CLI = {
-  command: "npm run build",
+  command: "npm run build --",
   description: `Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
 Steps: fetch -> materialize -> client -> patch -> gate -> install -> stamp (then an atomic swap
 into place). The output starts with Node 22: NODE_ENV=production node server/index.js`,

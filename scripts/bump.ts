@@ -156,7 +156,7 @@ export async function bump(opts: BumpOptions): Promise<BumpOutcome> {
 }
 
 export const BUMP_CLI = {
-  command: "npm run bump",
+  command: "npm run bump --",
   usage: "--to <tag|sha> [flags]",
   description: `Moves upstream.pin.json to another upstream release: runs that ref's drift column, builds it into
 .generated/agent-monitor (the normal build), prints each patch's diff, the stamp's changes and any

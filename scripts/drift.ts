@@ -198,7 +198,7 @@ export function matrixMarkdown(columns: DriftColumn[], patchIds: string[], title
 }
 
 export const DRIFT_CLI = {
-  command: "npm run drift",
+  command: "npm run drift --",
   positionals: "[ref ...]",
   description: `Builds every release in upstream.pin.json, plus each ref given (a tag or a full 40-hex commit;
 a branch only with --allow-branch), in this process into .cache/drift/ (never .generated/ or

@@ -8,7 +8,7 @@ import { defaultDataDir, launchDashboard, runCli, stopDashboard, untilInterrupte
 import { DASHBOARD_OPTIONS } from "./lib/dashboard-cli.ts";
 
 export const START_CLI = {
-  command: "npm start",
+  command: "npm start --",
   description: `Builds .generated/agent-monitor/ if it is missing or out of date (the same build as npm run build,
 silent when there is nothing to do), then runs the patched dashboard on Node 22 on 127.0.0.1 and
 prints its URL. Ctrl-C stops it: the server gets SIGTERM, writes every queued hook event, closes

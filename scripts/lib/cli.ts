@@ -74,7 +74,7 @@ export function listOf<const T extends string>(allowed: readonly T[]): Validator
 export const existingPath: Validator<string> = (raw, flag) => (existsSync(raw) ? raw : fail(flag, "an existing path", raw));
 
 export interface Command<O extends Options> {
-  /** How it is run, e.g. "npm run build"; errors point at `<command> -- --help`. */
+  /** How it is run, up to its flags, e.g. "npm run build --"; errors point at `<command> --help`. */
   command: string;
   /** What follows the command in the usage line (default "[flags]"). */
   usage?: string;
@@ -107,7 +107,7 @@ export function helpText(cmd: Command<Options>): string {
     return entries.flatMap(([k, text]) => text.split("\n").map((line, i) => `  ${(i === 0 ? k : "").padEnd(width)}${line}`));
   };
   const usage = cmd.usage ?? `[flags]${cmd.positionals ? ` ${cmd.positionals}` : ""}`;
-  const out = [`Usage: ${cmd.command} -- ${usage}`, "", cmd.description, "", "Flags:", ...table(rows(cmd))];
+  const out = [`Usage: ${cmd.command} ${usage}`, "", cmd.description, "", "Flags:", ...table(rows(cmd))];
   if (cmd.environment) out.push("", "Environment:", ...table(Object.entries(cmd.environment)));
   if (cmd.examples) out.push("", "Examples:", ...cmd.examples.map((e) => `  ${e}`));
   return out.join("\n");
@@ -119,7 +119,7 @@ export function helpText(cmd: Command<Options>): string {
  */
 export function parseCli<O extends Options>(cmd: Command<O>, argv: string[]): Parsed<O> {
   const all: Options = { ...cmd.options, help: HELP_OPTION };
-  const see = `see ${cmd.command} -- --help`;
+  const see = `see ${cmd.command} --help`;
   const config = Object.fromEntries(Object.entries(all).map(([name, o]) => [name, { type: o.value ? ("string" as const) : ("boolean" as const), ...(o.short ? { short: o.short } : {}) }]));
   const { tokens } = parseArgs({ args: argv, options: config, allowPositionals: true, strict: false, tokens: true });
   const help = tokens.some((t) => t.kind === "option" && t.name === "help");
