@@ -178,7 +178,7 @@ async function main(): Promise<number> {
   const parsed = cliArgs(BUMP_CLI);
   if (!parsed) return 0;
   const args = parsed.values;
-  if (!args.to) throw new UserError("--to <tag|sha> is required, e.g. npm run bump -- --to v2.0.4 (see --help)");
+  if (!args.to) throw new UserError(`--to <tag|sha> is required, e.g. npm run bump -- --to v2.0.4; see ${BUMP_CLI.command} --help`);
   const t0 = performance.now();
   const res = await bump({ to: args.to, upstream: args.upstream, strict: args.strict, pinFile: args.pin, stampFile: args.stamp, out: args.out, log: (l) => console.log(l) });
   console.log(chalk.green(`bumped ${res.from.tag} -> ${res.to.tag} in ${((performance.now() - t0) / 1000).toFixed(1)}s: upstream.pin.json and the stamp updated, nothing committed.`));
