@@ -2,7 +2,7 @@
 // `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
 import path from "node:path";
 import { styleText } from "node:util";
-import { cliArgs, flag, option } from "./lib/cli.ts";
+import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main().then(
+if (isMain(import.meta.url)) main().then(
   (code) => process.exit(code),
   (err) => {
     if (err instanceof StepError) {

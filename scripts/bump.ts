@@ -9,7 +9,7 @@ import { chalk } from "zx";
 import type { Patch } from "../patches/define-patch.ts";
 import { patches as allPatches } from "../patches/index.ts";
 import { driftColumn, isClean, matrixText } from "./drift.ts";
-import { cliArgs, existingPath, flag, option } from "./lib/cli.ts";
+import { cliArgs, existingPath, flag, isMain, option } from "./lib/cli.ts";
 import { UserError } from "./lib/errors.ts";
 import { defaultOutDir, repoRoot } from "./lib/paths.ts";
 import { isFullSha, type Pin, pinFile as defaultPinFile, readPin, shortSha } from "./lib/pin.ts";
@@ -186,7 +186,7 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   main().then(
     (code) => process.exit(code),
     (err) => {

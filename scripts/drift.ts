@@ -6,7 +6,8 @@ import path from "node:path";
 import { chalk } from "zx";
 import type { Patch } from "../patches/define-patch.ts";
 import { patches as allPatches } from "../patches/index.ts";
-import { cliArgs, flag, option } from "./lib/cli.ts";
+import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
+import { runCli } from "./lib/dashboard.ts";
 import { UserError } from "./lib/errors.ts";
 import { cacheDir, repoRoot } from "./lib/paths.ts";
 import { isFullSha, type Pin, readPin, shortSha } from "./lib/pin.ts";
@@ -254,12 +255,4 @@ async function main(): Promise<number> {
   return 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(chalk.red(`error: ${err instanceof UserError ? err.message : (err as Error).stack}`));
-      process.exit(1);
-    },
-  );
-}
+if (isMain(import.meta.url)) runCli(main);

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { isClean, runDrift } from "./drift.ts";
-import { cliArgs } from "./lib/cli.ts";
+import { cliArgs, isMain } from "./lib/cli.ts";
 import { runCli } from "./lib/dashboard.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
@@ -66,4 +66,4 @@ async function main(): Promise<number> {
   return bad.length > 0 ? 1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) runCli(main);
+if (isMain(import.meta.url)) runCli(main);

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cliArgs, existingPath, option } from "./lib/cli.ts";
+import { cliArgs, existingPath, isMain, option } from "./lib/cli.ts";
 import { runCli } from "./lib/dashboard.ts";
 import { UserError } from "./lib/errors.ts";
 import { ensureNode22 } from "./lib/node22.ts";
@@ -99,4 +99,4 @@ async function main(): Promise<number> {
   return c.regressions.length > 0 ? 1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) runCli(main);
+if (isMain(import.meta.url)) runCli(main);

@@ -1,6 +1,7 @@
 // The frame every CLI shares: each option is declared once (value name, help text, default,
 // validator); --help and the one-line errors are generated from those declarations.
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { UserError } from "./errors.ts";
 
@@ -153,4 +154,15 @@ export function cliArgs<O extends Options>(cmd: Command<O>, argv = process.argv.
   if (!parsed.help) return { values: parsed.values, positionals: parsed.positionals };
   console.log(helpText(cmd));
   return null;
+}
+
+/**
+ * True when the module at `moduleUrl` is the script node was started with (so a module that exports its
+ * declarations for tests runs its main only from the command line). Real paths: a symlinked or
+ * space-holding checkout must still run.
+ */
+export function isMain(moduleUrl: string): boolean {
+  const script = process.argv[1];
+  if (!script || !existsSync(script)) return false;
+  return realpathSync(fileURLToPath(moduleUrl)) === realpathSync(script);
 }
