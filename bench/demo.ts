@@ -2,81 +2,40 @@
 // `npm run demo`: the benchmark's simulated agents against a dashboard a person watches. See --help.
 import path from "node:path";
 import { chalk } from "zx";
-import {
-  DASHBOARD_FLAGS,
-  DEFAULT_PORT,
-  defaultDataDir,
-  launchDashboard,
-  parseFlags,
-  parsePort,
-  runCli,
-  stopDashboard,
-  untilInterrupted,
-  type Dashboard,
-} from "../scripts/lib/dashboard.ts";
+import { cliArgs, flag, number, oneOf, option } from "../scripts/lib/cli.ts";
+import { defaultDataDir, launchDashboard, runCli, stopDashboard, untilInterrupted, type Dashboard } from "../scripts/lib/dashboard.ts";
+import { DASHBOARD_OPTIONS } from "../scripts/lib/dashboard-cli.ts";
 import { UserError } from "../scripts/lib/errors.ts";
-import { MODES, type Mode, type ProgressCounts } from "./protocol.ts";
+import { MODES, type ProgressCounts } from "./protocol.ts";
 import { driveAgents } from "./workload.ts";
 
-const HELP = `Usage: npm run demo -- [flags]
+const DEMO_MODES = MODES.filter((m) => m !== "saturation");
 
-Starts the patched dashboard (as npm start does: builds if needed) or uses a running one (--url),
+export const DEMO_CLI = {
+  command: "npm run demo --",
+  description: `Starts the patched dashboard (as npm start does: builds if needed) or uses a running one (--url),
 then drives N simulated Claude Code agents from the benchmark's workload (own session, growing
 transcript, every 4th resuming a multi-MB history) for a while, printing a progress line, so you
-can watch the dashboard fill. The dashboard we started stays up until Ctrl-C.
+can watch the dashboard fill. The dashboard we started stays up until Ctrl-C.`,
+  options: {
+    agents: option("<n>", "simulated agents", number({ min: 1, max: 500, whole: true }), 22),
+    seconds: option("<s>", "agents start no new turn after this; each then closes its session", number({ min: 0.1 }), 30),
+    mode: option("<m>", "hook client: fire-and-forget (Claude Code's v2 hooks) or blocking", oneOf(DEMO_MODES), "fire-and-forget"),
+    url: option("<url>", "use the dashboard running at this URL (http://127.0.0.1:<port>) instead of starting one", dashboardUrl),
+    port: DASHBOARD_OPTIONS.port,
+    "data-dir": option("<dir>", "its database and the agents' transcripts (default .data/demo, git-ignored)"),
+    tree: DASHBOARD_OPTIONS.tree,
+    upstream: DASHBOARD_OPTIONS.upstream,
+    exit: flag("stop the dashboard when the agents are done instead of waiting for Ctrl-C"),
+  },
+  examples: ["npm run demo", "npm run demo -- --agents 64 --seconds 60 --exit", "npm run demo -- --url http://127.0.0.1:4820"],
+};
 
-Flags:
-  --agents <n>       simulated agents (default 22)
-  --seconds <s>      agents start no new turn after this; each then closes its session (default 30)
-  --mode <m>         hook client: fire-and-forget (default, Claude Code's v2 hooks) or blocking
-  --url <url>        use the dashboard running at this URL (http://127.0.0.1:<port>) instead of starting one
-  --port <n>         port for the dashboard we start (default ${DEFAULT_PORT})
-  --data-dir <dir>   its database and the agents' transcripts (default .data/demo, git-ignored)
-  --tree <dir>       run this generated tree as it is, without building
-  --upstream <src>   passed to the build
-  --exit             stop the dashboard when the agents are done instead of waiting for Ctrl-C
-  -h, --help         show this help`;
-
-interface DemoArgs {
-  agents: number;
-  seconds: number;
-  mode: Mode;
-  url: string | undefined;
-  port: number;
-  dataDir: string;
-  tree: string | undefined;
-  upstream: string | undefined;
-  exit: boolean;
-  help: boolean;
-}
-
-function parse(argv: string[]): DemoArgs {
-  const v = parseFlags(
-    argv,
-    { ...DASHBOARD_FLAGS, agents: { type: "string" }, seconds: { type: "string" }, mode: { type: "string" }, url: { type: "string" }, exit: { type: "boolean" } },
-    "npm run demo",
-  );
-  const agents = v.agents === undefined ? 22 : Number(v.agents);
-  if (!Number.isInteger(agents) || agents < 1 || agents > 500) throw new UserError(`--agents wants a whole number 1-500, got "${v.agents}"`);
-  const seconds = v.seconds === undefined ? 30 : Number(v.seconds);
-  if (!Number.isFinite(seconds) || seconds <= 0 || v.seconds?.trim() === "") throw new UserError(`--seconds wants a positive number, got "${v.seconds}"`);
-  const modes = MODES.filter((m) => m !== "saturation");
-  const mode = (v.mode ?? "fire-and-forget") as Mode;
-  if (!(modes as readonly string[]).includes(mode)) throw new UserError(`--mode wants ${modes.join(" or ")}, got "${v.mode}"`);
-  if (v.url !== undefined && !/^https?:\/\/[^/]+:\d+\/?$/.test(v.url)) throw new UserError(`--url wants http://127.0.0.1:<port>, got "${v.url}"`);
-  if (v.url && /^https:/.test(v.url)) throw new UserError("--url: the simulated hook clients speak plain HTTP; give the http:// URL");
-  return {
-    agents,
-    seconds,
-    mode,
-    url: v.url?.replace(/\/$/, ""),
-    port: parsePort(v.port, DEFAULT_PORT),
-    dataDir: path.resolve(v["data-dir"] ?? path.join(defaultDataDir, "demo")),
-    tree: v.tree ? path.resolve(v.tree) : undefined,
-    upstream: v.upstream,
-    exit: v.exit ?? false,
-    help: v.help ?? false,
-  };
+/** --url: a plain-HTTP dashboard address, without its trailing slash. */
+function dashboardUrl(raw: string, flag: string): string {
+  if (!/^https?:\/\/[^/]+:\d+\/?$/.test(raw)) throw new UserError(`${flag} wants http://127.0.0.1:<port>, got "${raw}"`);
+  if (/^https:/.test(raw)) throw new UserError(`${flag}: the simulated hook clients speak plain HTTP; give the http:// URL`);
+  return raw.replace(/\/$/, "");
 }
 
 async function total(url: string, query: string): Promise<number | null> {
@@ -101,11 +60,10 @@ async function committed(url: string): Promise<number | null> {
 }
 
 async function main(): Promise<number> {
-  const args = parse(process.argv.slice(2));
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const parsed = cliArgs(DEMO_CLI);
+  if (!parsed) return 0;
+  const { values: v } = parsed;
+  const args = { ...v, dataDir: path.resolve(v["data-dir"] ?? path.join(defaultDataDir, "demo")), tree: v.tree ? path.resolve(v.tree) : undefined };
   const log = (line: string) => console.log(line);
   const interrupted = untilInterrupted();
   let dash: Dashboard | null = null;

@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { ensureNode22 } from "../scripts/lib/node22.ts";
 import { repoRoot } from "../scripts/lib/paths.ts";
-import { ArgError, HELP, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
+import { benchHelp, parseBenchArgs } from "./cli-args.ts";
+import { UserError } from "../scripts/lib/errors.ts";
 import type { PhaseMetrics } from "./metrics.ts";
 import { comparisonRows, reportBase, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
@@ -31,18 +32,18 @@ function phaseLine(m: PhaseMetrics): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let opts: BenchOptions;
+  let opts;
   try {
     opts = parseBenchArgs(argv);
   } catch (err) {
-    if (err instanceof ArgError) {
+    if (err instanceof UserError) {
       console.error(`error: ${err.message}`);
-      return 2;
+      return 1;
     }
     throw err;
   }
   if (opts.help) {
-    console.log(HELP);
+    console.log(benchHelp());
     return 0;
   }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env -S npx tsx
 // `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { styleText } from "node:util";
+import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
@@ -10,36 +10,37 @@ import { build, BuildError, check } from "./pipeline/build.ts";
 import { lazyPatches } from "./pipeline/patch-set.ts";
 import { StepError } from "./pipeline/run-logged.ts";
 
-const HELP = `Usage: npm run build -- [flags]
-
-Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
+export const BUILD_CLI = {
+  command: "npm run build --",
+  description: `Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
 Steps: fetch -> materialize -> client -> patch -> gate -> install -> stamp (then an atomic swap
-into place). The output starts with Node 22: NODE_ENV=production node server/index.js
-
-Flags:
-  --upstream <src>   where to get upstream: a git URL, a local clone or bare mirror, or a plain
-                     directory (default: $${UPSTREAM_ENV}, else the URL in upstream.pin.json)
-  --ref <ref>        tag or full commit to build (default: the pin); tags are checked against
-                     "releases" in upstream.pin.json
-  --allow-branch     accept a branch name for --ref (builds its current tip; nothing pins it)
-  --out <dir>        output folder (default: .generated/agent-monitor)
-  --stamp <file>     stamp file (default: build-stamp.json for the pinned release into the default
-                     folder, otherwise <out>.stamp.json)
-  --force            rebuild even when the stamp says the output is up to date
-  --check            write nothing; exit 1 naming every generated file edited by hand or missing
-                     and every input whose hash no longer matches the stamp
-  --diff             print each patch's unified diff (always written to <out>.patches.diff)
-  --unpatched        build upstream without patches (the benchmark's baseline)
-  --strict           fail when upstream code around a patch anchor changed since the reviewed
-                     build-stamp.json ("applies — re-review"; a warning otherwise)
-  --no-client        do not build upstream's web client into client/dist (sources-only tree)
-  --no-install       do not install the runtime npm deps into <out>/node_modules
-  --quiet            print only errors and the final line
-  -h, --help         show this help
-
-Environment:
-  ${UPSTREAM_ENV}   default for --upstream (e.g. a local mirror when offline)
-  AGENT_MONITOR_NODE       a Node >= 22 binary for the gate (default: npm node@22 in .cache/node22)`;
+into place). The output starts with Node 22: NODE_ENV=production node server/index.js`,
+  options: {
+    upstream: option("<src>", `where to get upstream: a git URL, a local clone or bare mirror, or a plain
+directory (default: $${UPSTREAM_ENV}, else the URL in upstream.pin.json)`),
+    ref: option("<ref>", `tag or full commit to build (default: the pin); tags are checked against
+"releases" in upstream.pin.json`),
+    "allow-branch": flag("accept a branch name for --ref (builds its current tip; nothing pins it)"),
+    out: option("<dir>", "output folder (default: .generated/agent-monitor)"),
+    stamp: option("<file>", `stamp file (default: build-stamp.json for the pinned release into the default
+folder, otherwise <out>.stamp.json)`),
+    force: flag("rebuild even when the stamp says the output is up to date"),
+    check: flag(`write nothing; exit 1 naming every generated file edited by hand or missing
+and every input whose hash no longer matches the stamp`),
+    diff: flag("print each patch's unified diff (always written to <out>.patches.diff)"),
+    unpatched: flag("build upstream without patches (the benchmark's baseline)"),
+    strict: flag(`fail when upstream code around a patch anchor changed since the reviewed
+build-stamp.json ("applies — re-review"; a warning otherwise)`),
+    "no-client": flag("do not build upstream's web client into client/dist (sources-only tree)"),
+    "no-install": flag("do not install the runtime npm deps into <out>/node_modules"),
+    quiet: flag("print only errors and the final line"),
+  },
+  environment: {
+    [UPSTREAM_ENV]: "default for --upstream (e.g. a local mirror when offline)",
+    AGENT_MONITOR_NODE: "a Node >= 22 binary for the gate (default: npm node@22 in .cache/node22)",
+  },
+  examples: ["npm run build", "npm run build -- --check", `${UPSTREAM_ENV}=<mirror> npm run build -- --ref v2.0.4 --out ../am-v2.0.4`],
+};
 
 // Colour only for a terminal that wants it (node:util, not zx's chalk: a no-op build loads nothing it does not use).
 const paint = (color: "green" | "red" | "yellow", text: string, stream: NodeJS.WriteStream) =>
@@ -50,42 +51,10 @@ const chalk = {
   yellow: (t: string) => paint("yellow", t, process.stdout),
 };
 
-function parse() {
-  try {
-    return parseArgs({
-      options: {
-        upstream: { type: "string" },
-        ref: { type: "string" },
-        "allow-branch": { type: "boolean" },
-        out: { type: "string" },
-        stamp: { type: "string" },
-        force: { type: "boolean" },
-        check: { type: "boolean" },
-        diff: { type: "boolean" },
-        unpatched: { type: "boolean" },
-        strict: { type: "boolean" },
-        "no-client": { type: "boolean" },
-        "no-install": { type: "boolean" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: false,
-      strict: true,
-    }).values;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split("\n")[0]} (see npm run build -- --help)`);
-  }
-}
-
 async function main(): Promise<number> {
-  const args = parse();
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
-  for (const key of ["upstream", "ref", "out", "stamp"] as const) {
-    if (args[key] !== undefined && args[key]!.trim() === "") throw new UserError(`--${key} needs a value (see --help)`);
-  }
+  const parsed = cliArgs(BUILD_CLI);
+  if (!parsed) return 0;
+  const args = parsed.values;
   const log = args.quiet ? () => {} : (line: string) => console.log(line);
   const rel = (p: string) => path.relative(repoRoot, p) || ".";
 
@@ -143,7 +112,7 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
+if (isMain(import.meta.url)) main().then(
   (code) => process.exit(code),
   (err) => {
     if (err instanceof StepError) {

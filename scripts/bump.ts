@@ -5,14 +5,14 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { chalk } from "zx";
 import type { Patch } from "../patches/define-patch.ts";
 import { patches as allPatches } from "../patches/index.ts";
 import { driftColumn, isClean, matrixText } from "./drift.ts";
+import { cliArgs, existingPath, flag, isMain, option } from "./lib/cli.ts";
 import { UserError } from "./lib/errors.ts";
 import { defaultOutDir, repoRoot } from "./lib/paths.ts";
-import { type Pin, pinFile as defaultPinFile, readPin, shortSha } from "./lib/pin.ts";
+import { isFullSha, type Pin, pinFile as defaultPinFile, readPin, shortSha } from "./lib/pin.ts";
 import { build, BuildError, committedStampFile, type BuildOutcome } from "./pipeline/build.ts";
 import { isGitRepo, isUrl, UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import { type BuildStamp, diffInputs, readStamp } from "./pipeline/stamp.ts";
@@ -39,12 +39,10 @@ export interface BumpOutcome {
   commitCommand: string;
 }
 
-const SHA = /^[0-9a-f]{40}$/;
-
 /** The tag and commit to pin: a listed release, a tag of the mirror, or a full SHA (tag, if one points at it). */
 export function resolveTarget(to: string, pin: Pin, mirror: string): { tag: string; commit: string } {
   const git = (...args: string[]) => execFileSync("git", ["-C", mirror, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-  if (SHA.test(to)) {
+  if (isFullSha(to)) {
     const listed = Object.entries(pin.releases).find(([, sha]) => sha === to)?.[0];
     if (listed) return { tag: listed, commit: to };
     let tags = "";
@@ -157,54 +155,38 @@ export async function bump(opts: BumpOptions): Promise<BumpOutcome> {
   return { from, to, outcome, stampChanges: changes, commitCommand };
 }
 
-const HELP = `Usage: npm run bump -- --to <tag|sha> [flags]
-
-Moves upstream.pin.json to another upstream release: runs that ref's drift column, builds it into
+export const BUMP_CLI = {
+  command: "npm run bump --",
+  usage: "--to <tag|sha> [flags]",
+  description: `Moves upstream.pin.json to another upstream release: runs that ref's drift column, builds it into
 .generated/agent-monitor (the normal build), prints each patch's diff, the stamp's changes and any
 re-review notes, then updates upstream.pin.json (tag, commit, releases) and build-stamp.json.
 Nothing is committed: the last line is the git command to run. A bump whose drift column or build
-fails (a patch, a gate) changes nothing.
-
-Flags:
-  --to <tag|sha>     the release tag (its SHA is read from the mirror) or full 40-hex commit
-  --upstream <src>   local clone or mirror of upstream (default: $${UPSTREAM_ENV})
-  --strict           "applies — re-review" notes fail the bump too
-  --pin <file>       pin file (default: upstream.pin.json)
-  --stamp <file>     stamp file (default: build-stamp.json)
-  --out <dir>        output folder (default: .generated/agent-monitor)
-  -h, --help         show this help`;
+fails (a patch, a gate) changes nothing.`,
+  options: {
+    to: option("<tag|sha>", "the release tag (its SHA is read from the mirror) or full 40-hex commit"),
+    upstream: option("<src>", `local clone or mirror of upstream (default: $${UPSTREAM_ENV})`),
+    strict: flag(`"applies — re-review" notes fail the bump too`),
+    pin: option("<file>", "pin file (default: upstream.pin.json)", existingPath),
+    stamp: option("<file>", "stamp file (default: build-stamp.json)"),
+    out: option("<dir>", "output folder (default: .generated/agent-monitor)"),
+  },
+  examples: ["npm run bump -- --to v2.0.4", "npm run bump -- --to v2.0.4 --strict"],
+};
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        to: { type: "string" },
-        upstream: { type: "string" },
-        strict: { type: "boolean" },
-        pin: { type: "string" },
-        stamp: { type: "string" },
-        out: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split("\n")[0]} (see npm run bump -- --help)`);
-  }
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!args.to?.trim()) throw new UserError("--to <tag|sha> is required, e.g. npm run bump -- --to v2.0.4 (see --help)");
+  const parsed = cliArgs(BUMP_CLI);
+  if (!parsed) return 0;
+  const args = parsed.values;
+  if (!args.to) throw new UserError(`--to <tag|sha> is required, e.g. npm run bump -- --to v2.0.4; see ${BUMP_CLI.command} --help`);
   const t0 = performance.now();
-  const res = await bump({ to: args.to.trim(), upstream: args.upstream, strict: args.strict, pinFile: args.pin, stampFile: args.stamp, out: args.out, log: (l) => console.log(l) });
+  const res = await bump({ to: args.to, upstream: args.upstream, strict: args.strict, pinFile: args.pin, stampFile: args.stamp, out: args.out, log: (l) => console.log(l) });
   console.log(chalk.green(`bumped ${res.from.tag} -> ${res.to.tag} in ${((performance.now() - t0) / 1000).toFixed(1)}s: upstream.pin.json and the stamp updated, nothing committed.`));
   console.log(`review ${path.relative(process.cwd(), res.outcome.outDir)}.patches.diff, then commit:\n  ${res.commitCommand}`);
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   main().then(
     (code) => process.exit(code),
     (err) => {

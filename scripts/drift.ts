@@ -3,13 +3,14 @@
 // in-process into .cache/drift/, and print a patch x ref matrix. See --help.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { chalk } from "zx";
 import type { Patch } from "../patches/define-patch.ts";
 import { patches as allPatches } from "../patches/index.ts";
+import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
+import { runCli } from "./lib/dashboard.ts";
 import { UserError } from "./lib/errors.ts";
 import { cacheDir, repoRoot } from "./lib/paths.ts";
-import { type Pin, readPin, shortSha } from "./lib/pin.ts";
+import { isFullSha, type Pin, readPin, shortSha } from "./lib/pin.ts";
 import { build, BuildError, type BuildOutcome, committedStampFile } from "./pipeline/build.ts";
 import { readStamp } from "./pipeline/stamp.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
@@ -86,7 +87,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
   const work = opts.workDir ?? driftWorkDir;
   const out = path.join(work, ref.replace(/[^A-Za-z0-9._-]/g, "_"), "agent-monitor");
   const t0 = performance.now();
-  const col: DriftColumn = { ref, label: ref, commit: pin.releases[ref] ?? (/^[0-9a-f]{40}$/.test(ref) ? ref : null), cells: {}, errors: [], reviews: [], ms: 0 };
+  const col: DriftColumn = { ref, label: ref, commit: pin.releases[ref] ?? (isFullSha(ref) ? ref : null), cells: {}, errors: [], reviews: [], ms: 0 };
   const fill = (results: PatchResult[], gateProblems: string[], reviews: ReviewNote[]) => {
     col.reviews = reviews;
     for (const p of patches) col.cells[p.id] = cell(p, results, gateProblems, reviews);
@@ -95,7 +96,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
   try {
     const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: false, install: false, report: false }); // verdicts only: no client build, npm install or review diff per ref
     col.commit = outcome.upstream.commit;
-    col.label = /^[0-9a-f]{40}$/.test(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
+    col.label = isFullSha(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
     col.outcome = outcome;
     fill(outcome.results, [], outcome.reviews);
   } catch (err) {
@@ -197,45 +198,28 @@ export function matrixMarkdown(columns: DriftColumn[], patchIds: string[], title
   ].join("\n");
 }
 
-const HELP = `Usage: npm run drift -- [flags] [ref ...]
-
-Builds every release in upstream.pin.json, plus each ref given (a tag or a full 40-hex commit;
+export const DRIFT_CLI = {
+  command: "npm run drift --",
+  positionals: "[ref ...]",
+  description: `Builds every release in upstream.pin.json, plus each ref given (a tag or a full 40-hex commit;
 a branch only with --allow-branch), in this process into .cache/drift/ (never .generated/ or
 build-stamp.json), and prints a patch x ref matrix: applied / already applied / already satisfied
 by upstream / re-review / failed (with the reason) / skipped (needs <id>).
-Exit 0 when the pinned release and the newest ref (the last column) are clean.
-
-Flags:
-  --upstream <src>   local clone or mirror of upstream (default: $${UPSTREAM_ENV})
-  --allow-branch     accept branch names among the refs (their tip is pinned by nothing)
-  --markdown <file>  where to write the Markdown copy (default: .cache/drift/drift.md)
-  --strict           a re-review cell makes a column unclean
-  --only-refs        build only the refs given, not the pin's releases
-  -h, --help         show this help`;
+Exit 0 when the pinned release and the newest ref (the last column) are clean.`,
+  options: {
+    upstream: option("<src>", `local clone or mirror of upstream (default: $${UPSTREAM_ENV})`),
+    "allow-branch": flag("accept branch names among the refs (their tip is pinned by nothing)"),
+    markdown: option("<file>", "where to write the Markdown copy (default: .cache/drift/drift.md)"),
+    strict: flag("a re-review cell makes a column unclean"),
+    "only-refs": flag("build only the refs given, not the pin's releases"),
+  },
+  examples: ["npm run drift", "npm run drift -- --only-refs v2.0.3 main --allow-branch"],
+};
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        upstream: { type: "string" },
-        "allow-branch": { type: "boolean" },
-        markdown: { type: "string" },
-        strict: { type: "boolean" },
-        "only-refs": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split("\n")[0]} (see npm run drift -- --help)`);
-  }
+  const parsed = cliArgs(DRIFT_CLI);
+  if (!parsed) return 0;
   const args = parsed.values;
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
   const upstream = args.upstream || process.env[UPSTREAM_ENV];
   if (!upstream) throw new UserError(`drift needs a local clone or mirror of upstream: pass --upstream <path> or set ${UPSTREAM_ENV}`);
   if (args["only-refs"] && parsed.positionals.length === 0) throw new UserError("--only-refs needs at least one ref (e.g. npm run drift -- --only-refs v2.0.3)");
@@ -271,12 +255,4 @@ async function main(): Promise<number> {
   return 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(chalk.red(`error: ${err instanceof UserError ? err.message : (err as Error).stack}`));
-      process.exit(1);
-    },
-  );
-}
+if (isMain(import.meta.url)) runCli(main);

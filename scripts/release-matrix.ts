@@ -3,6 +3,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { isClean, runDrift } from "./drift.ts";
+import { cliArgs, isMain } from "./lib/cli.ts";
+import { runCli } from "./lib/dashboard.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { readPin } from "./lib/pin.ts";
@@ -36,12 +38,21 @@ export async function runMatrix(upstream: string): Promise<MatrixRow[]> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const upstream = process.argv[2] || process.env[UPSTREAM_ENV];
-  if (!upstream) {
-    console.error(new UserError(`usage: npx tsx scripts/release-matrix.ts <upstream clone or mirror> (or set ${UPSTREAM_ENV})`).message);
-    process.exit(1);
-  }
+export const RELEASE_MATRIX_CLI = {
+  command: "npx tsx scripts/release-matrix.ts",
+  positionals: "[upstream]",
+  description: `Builds every release tag in upstream.pin.json from a local clone or mirror of upstream (the
+argument, else $${UPSTREAM_ENV}) and prints tag -> built / failed (with the reason) as a Markdown
+table. Exit 1 when a release does not behave as declared in patches/release-support.json.`,
+  options: {},
+};
+
+async function main(): Promise<number> {
+  const parsed = cliArgs(RELEASE_MATRIX_CLI);
+  if (!parsed) return 0;
+  const upstream = parsed.positionals[0] || process.env[UPSTREAM_ENV];
+  if (!upstream) throw new UserError(`release-matrix needs a local clone or mirror of upstream: pass it as the argument or set ${UPSTREAM_ENV}`);
+  if (parsed.positionals.length > 1) throw new UserError(`release-matrix takes one upstream, got ${parsed.positionals.length}; see ${RELEASE_MATRIX_CLI.command} --help`);
   const declared = declaredUnsupported();
   const rows = await runMatrix(upstream);
   console.log("| tag | commit | result | declared | time |\n|---|---|---|---|---|");
@@ -52,5 +63,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const bad = rows.filter((r) => (r.ok ? !!declared[r.tag] : !declared[r.tag] || !r.problems.some((p) => p.includes(declared[r.tag].expect))));
   if (bad.length > 0) console.error(`not as declared in patches/release-support.json: ${bad.map((r) => r.tag).join(", ")}`);
-  process.exit(bad.length > 0 ? 1 : 0);
+  return bad.length > 0 ? 1 : 0;
 }
+
+if (isMain(import.meta.url)) runCli(main);

@@ -7,7 +7,9 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { cliArgs, existingPath, isMain, option } from "./lib/cli.ts";
+import { runCli } from "./lib/dashboard.ts";
+import { UserError } from "./lib/errors.ts";
 import { ensureNode22 } from "./lib/node22.ts";
 import { ensureRuntimeDeps } from "./pipeline/install.ts";
 import { repoRoot } from "./lib/paths.ts";
@@ -75,16 +77,26 @@ export async function compareSuites(upstreamDir: string, generatedDir: string): 
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { upstream: { type: "string" }, generated: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true });
-  if (values.help || !values.upstream || !values.generated) {
-    console.log("Usage: npx tsx scripts/upstream-suite.ts --upstream <checkout at the commit> --generated <patched tree>\nRuns upstream's server tests on both and lists tests whose outcome changed.");
-    process.exit(values.help ? 0 : 1);
-  }
-  const c = await compareSuites(values.upstream, values.generated);
+export const UPSTREAM_SUITE_CLI = {
+  command: "npx tsx scripts/upstream-suite.ts",
+  description: "Runs upstream's server tests on both trees and lists tests whose outcome changed (exit 1 on a regression).",
+  options: {
+    upstream: option("<dir>", "upstream checkout at the pinned commit", existingPath),
+    generated: option("<dir>", "the patched tree built from it", existingPath),
+  },
+};
+
+async function main(): Promise<number> {
+  const parsed = cliArgs(UPSTREAM_SUITE_CLI);
+  if (!parsed) return 0;
+  const { upstream, generated } = parsed.values;
+  if (!upstream || !generated) throw new UserError(`both --upstream and --generated are required; see ${UPSTREAM_SUITE_CLI.command} --help`);
+  const c = await compareSuites(upstream, generated);
   const fmt = (s: SuiteResult) => `${s.counts.passed} passed, ${s.counts.failed} failed, ${s.counts.skipped} skipped`;
   console.log(`unpatched: ${fmt(c.unpatched)}\npatched:   ${fmt(c.patched)}`);
   for (const t of c.regressions) console.log(`REGRESSION ${t}`);
   for (const t of c.fixed) console.log(`fixed      ${t}`);
-  process.exit(c.regressions.length > 0 ? 1 : 0);
+  return c.regressions.length > 0 ? 1 : 0;
 }
+
+if (isMain(import.meta.url)) runCli(main);

@@ -1,6 +1,7 @@
 // Small pure pieces of the bench: flags, percentiles, stderr summary, chart, comparison table.
 import { describe, expect, it } from "vitest";
-import { ArgError, parseBenchArgs } from "../../bench/cli-args.ts";
+import { parseBenchArgs } from "../../bench/cli-args.ts";
+import { UserError } from "../../scripts/lib/errors.ts";
 import { percentile, serverErrorSummary } from "../../bench/metrics.ts";
 import { renderChart } from "../../bench/svg.ts";
 
@@ -29,7 +30,7 @@ describe("bench flags", () => {
       } catch (e) {
         err = e;
       }
-      expect(err, argv.join(" ")).toBeInstanceOf(ArgError);
+      expect(err, argv.join(" ")).toBeInstanceOf(UserError);
       expect((err as Error).message).not.toContain("\n");
     }
   });
