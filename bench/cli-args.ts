@@ -1,7 +1,9 @@
 // `npm run bench` flags. Unknown or malformed flags are a one-line error (exit 2).
 import { parseArgs } from "node:util";
 import { MODES, type Mode } from "./protocol.ts";
+import type { HistorySize } from "./history.ts";
 import type { TreeKind } from "./trees.ts";
+import { WATCH_PAGES, type WatchPage } from "./watch.ts";
 
 export const HELP = `Usage: npm run bench -- [flags]
 
@@ -40,6 +42,16 @@ Flags:
                            extra Node options for the server process of both trees (give it
                            with "=", the value starts with --), e.g.
                            --server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"
+  --watch <pages>          keep these pages open in headless Chromium for each phase (one browser
+                           context each): sessions, dashboard, session (the newest session's
+                           detail), comma-separated, or none. With --watch, every N runs twice on
+                           the history, unwatched and watched (no empty-database runs). Default:
+                           today's runs, plus N=22 and N=64 (those in --agents) unwatched and
+                           watched (sessions,dashboard) on the large history; --quick: none
+  --history <size>         none, small (~100 sessions) or large (~1,000 sessions, ~150k events,
+                           ~300 MB; the default when watching): servers start on a copy of a
+                           history database made through the tree (bench/history.ts), cached in
+                           .cache/history/. Without watching it applies to every run.
   --out <dir>              results folder (default bench-results)
   --rebuild                pass --force to the build CLI for both trees
   -h, --help               show this help`;
@@ -59,6 +71,14 @@ export interface BenchOptions {
   companionBegin: "deferred" | "immediate";
   upstream: string | null;
   serverNodeOptions: string | null;
+  /** Pages open during the watched runs (empty: none). */
+  watch: WatchPage[];
+  /** Agent counts that get the history pair of runs (unwatched, then watched). */
+  watchAgents: number[];
+  /** History of the watched pair (and of every run when nothing is watched). */
+  history: "none" | HistorySize;
+  /** Today's runs (every N, unwatched); false with an explicit --watch. */
+  baseRuns: boolean;
   out: string;
   rebuild: boolean;
   help: boolean;
@@ -107,6 +127,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         "companion-begin": { type: "string" },
         upstream: { type: "string" },
         "server-node-options": { type: "string" },
+        watch: { type: "string" },
+        history: { type: "string" },
         out: { type: "string" },
         rebuild: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -122,8 +144,13 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const defaultPhase = quick ? 2 : Math.max(3, Math.ceil(16 / modes.length));
   if (values.upstream !== undefined && values.upstream.trim() === "") throw new ArgError("--upstream needs a value");
   if (values.out !== undefined && values.out.trim() === "") throw new ArgError("--out needs a value");
+  const agents = values.agents !== undefined ? intList("--agents", values.agents) : quick ? [1, 8] : [1, 8, 22, 64, 128];
+  const watchFlag = values.watch?.trim();
+  const watch: WatchPage[] =
+    watchFlag === undefined ? (quick ? [] : ["sessions", "dashboard"]) : watchFlag === "none" ? [] : list<WatchPage>("--watch", watchFlag, WATCH_PAGES);
+  const history = values.history !== undefined ? list("--history", values.history, ["none", "small", "large"] as const)[0]! : watch.length ? "large" : "none";
   return {
-    agents: values.agents !== undefined ? intList("--agents", values.agents) : quick ? [1, 8] : [1, 8, 22, 64, 128],
+    agents,
     modes,
     trees: values.trees !== undefined ? list<TreeKind>("--trees", values.trees, ["unpatched", "patched"]) : ["unpatched", "patched"],
     quick,
@@ -137,6 +164,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     companionBegin: values["companion-begin"] !== undefined ? list("--companion-begin", values["companion-begin"], ["deferred", "immediate"] as const)[0]! : "immediate",
     upstream: values.upstream ?? null,
     serverNodeOptions: values["server-node-options"]?.trim() || null,
+    watch,
+    watchAgents: watch.length === 0 ? [] : watchFlag === undefined ? agents.filter((n) => n === 22 || n === 64) : agents,
+    history,
+    baseRuns: watchFlag === undefined || watch.length === 0,
     out: values.out ?? "bench-results",
     rebuild: values.rebuild ?? false,
     help: values.help ?? false,

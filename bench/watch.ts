@@ -1,0 +1,239 @@
+// Somebody watching: the dashboard's pages open in headless Chromium (one browser context each,
+// past the first-run screens) for a whole server run, measured per phase on the page itself: its
+// API requests by path and their latency, long tasks, page errors, freshness (probe sessions
+// whose SessionStart / SessionEnd the page must show) and a screenshot at the end of the phase.
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import type { Page } from "playwright-core";
+import { chromiumMissing, completeFirstRun, openBrowser, openSessions, type Browser } from "../test/support/browser.ts";
+import { freshnessSamples, longTaskFigures, requestsByPath, type FreshnessFigures, type LongTaskFigures, type PageRequest, type Probe, type RequestFigures, type Seen } from "./page-metrics.ts";
+import type { Mode } from "./protocol.ts";
+
+export const WATCH_PAGES = ["sessions", "dashboard", "session"] as const;
+export type WatchPage = (typeof WATCH_PAGES)[number];
+
+export interface WatchedPagePhase {
+  page: WatchPage;
+  requests: RequestFigures & { byPath: Array<RequestFigures & { path: string }> };
+  longTasks: LongTaskFigures;
+  freshness: FreshnessFigures;
+  errors: string[];
+  /** File name beside the report, or null (then note says why). */
+  screenshot: string | null;
+  note: string | null;
+}
+
+export interface WatchedPhase {
+  mode: Mode;
+  index: number;
+  wallMs: number;
+  /** Probe sessions posted during the phase (each: a SessionStart, then a SessionEnd). */
+  probes: number;
+  pages: WatchedPagePhase[];
+}
+
+// In the page from its first script on: long tasks, and the first time each probe session's row is
+// on the page and reads Completed (a MutationObserver, so the time is when the DOM changed). A plain
+// string: functions compiled by tsx carry helpers the page does not have.
+const INIT_SCRIPT = `(() => {
+  const w = window;
+  w.__benchLongTasks = [];
+  w.__benchWatch = [];
+  w.__benchSeen = [];
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) w.__benchLongTasks.push([performance.timeOrigin + e.startTime, e.duration]); })
+      .observe({ type: "longtask", buffered: true });
+  } catch {}
+  const check = () => {
+    if (!w.__benchWatch.length || !document.body) return;
+    const now = Date.now();
+    const rows = document.querySelectorAll("tr, [role=row], li, a");
+    w.__benchWatch = w.__benchWatch.filter((p) => {
+      let shown = false, completed = false;
+      for (const r of rows) {
+        const t = r.textContent || "";
+        if (t.length > 2000 || !t.includes(p)) continue;
+        shown = true;
+        if (/\\bCompleted\\b/i.test(t)) completed = true;
+      }
+      const had = w.__benchSeen.filter((s) => s.prefix === p).map((s) => s.state);
+      if (shown && !had.includes("shown")) w.__benchSeen.push({ prefix: p, state: "shown", at: now });
+      if (completed && !had.includes("completed")) w.__benchSeen.push({ prefix: p, state: "completed", at: now });
+      return !completed;
+    });
+  };
+  w.__benchCheck = check;
+  new MutationObserver(check).observe(document, { childList: true, subtree: true, characterData: true });
+})();`;
+
+interface OpenPage {
+  name: WatchPage;
+  browser: Browser;
+  requests: PageRequest[];
+  errorsBefore: number;
+}
+
+async function navigate(page: Page, name: WatchPage, url: string): Promise<void> {
+  await page.goto(url);
+  await completeFirstRun(page);
+  if (name === "dashboard") return;
+  await openSessions(page);
+  await page.getByText(/\d+ sessions? recorded/).waitFor({ timeout: 30_000 });
+  if (name === "session") {
+    // The newest session's detail page.
+    await page.getByRole("row").filter({ hasText: /[0-9a-f]{8}-[0-9a-f]{3}/ }).first().click();
+    await page.getByText(/Timeline/).first().waitFor({ timeout: 30_000 });
+  }
+}
+
+async function postHook(url: string, hookType: string, data: Record<string, unknown>): Promise<number | null> {
+  try {
+    const res = await fetch(`${url}/api/hooks/event`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ hook_type: hookType, data: { ...data, hook_event_name: hookType } }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    await res.arrayBuffer();
+    return res.status === 200 ? Date.now() : null;
+  } catch {
+    return null;
+  }
+}
+
+export class PageWatch {
+  private open: OpenPage[] = [];
+  private phaseFrom = 0;
+  private probes: Probe[] = [];
+  private probing: Promise<void> | null = null;
+  private stopProbing = false;
+  private url = "";
+  readonly phases: WatchedPhase[] = [];
+  /** Why the pages could not be opened (no Chromium, a first-run screen that did not come). */
+  failure: string | null = null;
+
+  constructor(
+    private readonly pages: readonly WatchPage[],
+    private readonly opts: { shotBase: string; probeEveryMs?: number; probeWaitMs?: number; log?: (l: string) => void },
+  ) {}
+
+  /** Open every page on the server at url (call once, before the first phase). */
+  async start(url: string): Promise<void> {
+    this.url = url;
+    const missing = chromiumMissing();
+    if (missing) {
+      this.failure = missing;
+      return;
+    }
+    for (const name of this.pages) {
+      const browser = await openBrowser();
+      const entry: OpenPage = { name, browser, requests: [], errorsBefore: 0 };
+      this.open.push(entry);
+      const { page } = browser;
+      page.setDefaultTimeout(30_000);
+      await page.addInitScript({ content: INIT_SCRIPT });
+      page.on("requestfinished", (req) => {
+        const t = req.timing();
+        entry.requests.push({ url: req.url(), at: t.startTime, ms: t.responseEnd, failed: false });
+      });
+      page.on("requestfailed", (req) => entry.requests.push({ url: req.url(), at: req.timing().startTime || Date.now(), ms: Number.NaN, failed: true }));
+      try {
+        await navigate(page, name, url);
+      } catch (err) {
+        this.failure = `the ${name} page did not open: ${(err as Error).message.split("\n")[0]}`;
+        this.opts.log?.(`    ${this.failure}`);
+        return;
+      }
+    }
+  }
+
+  phaseStart(): void {
+    this.phaseFrom = Date.now();
+    for (const o of this.open) {
+      o.requests = o.requests.filter((r) => r.at >= this.phaseFrom);
+      o.errorsBefore = o.browser.errors.length;
+    }
+    this.probes = [];
+    this.stopProbing = false;
+    if (this.open.length && !this.failure) this.probing = this.probeLoop();
+  }
+
+  /** Probe sessions, one after the other: SessionStart, wait, SessionEnd, wait; the pages record when they show each. */
+  private async probeLoop(): Promise<void> {
+    const every = this.opts.probeEveryMs ?? 1500;
+    const wait = this.opts.probeWaitMs ?? 10_000;
+    while (!this.stopProbing) {
+      const id = randomUUID();
+      const prefix = id.slice(0, 12);
+      await Promise.all(this.open.map((o) => o.browser.page.evaluate((p) => (window as unknown as { __benchWatch: string[] }).__benchWatch.push(p), prefix).catch(() => {})));
+      const data = { session_id: id, cwd: `/home/dev/bench-probe-${prefix}`, transcript_path: "" };
+      const startedAt = await postHook(this.url, "SessionStart", { ...data, source: "startup" });
+      if (startedAt === null) continue;
+      const probe: Probe = { prefix, startedAt, endedAt: null };
+      this.probes.push(probe);
+      await this.waitSeen(prefix, "shown", wait);
+      if (this.stopProbing) break;
+      probe.endedAt = await postHook(this.url, "SessionEnd", { ...data, reason: "exit" });
+      await this.waitSeen(prefix, "completed", wait);
+      await new Promise((r) => setTimeout(r, every));
+    }
+  }
+
+  private async waitSeen(prefix: string, state: Seen["state"], ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && !this.stopProbing) {
+      const seen = await Promise.all(this.open.map((o) => this.seen(o.browser.page)));
+      // Enough once the Sessions page (or, without it, any page) shows it.
+      const sessions = this.open.findIndex((o) => o.name === "sessions");
+      const relevant = sessions >= 0 ? [seen[sessions]!] : seen;
+      if (relevant.some((s) => s.some((x) => x.prefix === prefix && (x.state === state || x.state === "completed")))) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async seen(page: Page): Promise<Seen[]> {
+    return page.evaluate(() => (window as unknown as { __benchSeen: Seen[] }).__benchSeen).catch(() => []);
+  }
+
+  /** Measure the phase that just ended and screenshot each page. */
+  async phaseEnd(mode: Mode, index: number, shotTag: string): Promise<WatchedPhase> {
+    const to = Date.now();
+    this.stopProbing = true;
+    await this.probing;
+    this.probing = null;
+    const pages: WatchedPagePhase[] = [];
+    for (const o of this.open) {
+      const { page } = o.browser;
+      const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
+      const seen = await this.seen(page);
+      const file = `${this.opts.shotBase}-${shotTag}-${o.name}.png`;
+      let screenshot: string | null = null;
+      let note: string | null = null;
+      try {
+        await page.screenshot({ path: file, fullPage: true, timeout: 30_000 });
+        screenshot = path.basename(file);
+      } catch (err) {
+        note = `screenshot failed: ${(err as Error).message.split("\n")[0]}`;
+      }
+      pages.push({
+        page: o.name,
+        requests: requestsByPath(o.requests, this.phaseFrom, to),
+        longTasks: longTaskFigures(tasks, this.phaseFrom, to),
+        freshness: freshnessSamples(this.probes, seen),
+        errors: o.browser.errors.slice(o.errorsBefore),
+        screenshot,
+        note,
+      });
+    }
+    const phase: WatchedPhase = { mode, index, wallMs: to - this.phaseFrom, probes: this.probes.length, pages };
+    this.phases.push(phase);
+    return phase;
+  }
+
+  async close(): Promise<void> {
+    this.stopProbing = true;
+    await this.probing;
+    for (const o of this.open) await o.browser.close().catch(() => {});
+    this.open = [];
+  }
+}
