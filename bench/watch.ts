@@ -35,7 +35,7 @@ export interface WatchedPhase {
 // In the page from its first script on: long tasks, and the first time each probe session's row is
 // on the page and reads Completed (a MutationObserver, so the time is when the DOM changed). A plain
 // string: functions compiled by tsx carry helpers the page does not have.
-const INIT_SCRIPT = `(() => {
+export const INIT_SCRIPT = `(() => {
   const w = window;
   w.__benchLongTasks = [];
   w.__benchWatch = [];
@@ -54,7 +54,8 @@ const INIT_SCRIPT = `(() => {
         const t = r.textContent || "";
         if (t.length > 2000 || !t.includes(p)) continue;
         shown = true;
-        if (/\\bCompleted\\b/i.test(t)) completed = true;
+        // textContent runs cells together ("…ef0Completed"): no word boundaries.
+        if (t.includes("Completed")) completed = true;
       }
       const had = w.__benchSeen.filter((s) => s.prefix === p).map((s) => s.state);
       if (shown && !had.includes("shown")) w.__benchSeen.push({ prefix: p, state: "shown", at: now });
