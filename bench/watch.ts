@@ -172,22 +172,31 @@ export class PageWatch {
       if (startedAt === null) continue;
       const probe: Probe = { prefix, startedAt, endedAt: null };
       this.probes.push(probe);
-      await this.waitSeen(prefix, "shown", wait);
+      // A wait the phase's end cut short is no sample (nor a miss).
+      if ((await this.waitSeen(prefix, "shown", wait)) === "stopped") {
+        this.probes.pop();
+        break;
+      }
       if (this.stopProbing) break;
       probe.endedAt = await postHook(this.url, "SessionEnd", { ...data, reason: "exit" });
-      await this.waitSeen(prefix, "completed", wait);
+      if ((await this.waitSeen(prefix, "completed", wait)) === "stopped") {
+        probe.endedAt = null;
+        break;
+      }
       await new Promise((r) => setTimeout(r, every));
     }
   }
 
-  private async waitSeen(prefix: string, state: Seen["state"], ms: number): Promise<void> {
+  private async waitSeen(prefix: string, state: Seen["state"], ms: number): Promise<"seen" | "timeout" | "stopped"> {
     const deadline = Date.now() + ms;
-    while (Date.now() < deadline && !this.stopProbing) {
+    for (;;) {
+      if (Date.now() >= deadline) return "timeout";
+      if (this.stopProbing) return "stopped";
       const seen = await Promise.all(this.open.map((o) => this.seen(o.browser.page)));
       // Enough once the Sessions page (or, without it, any page) shows it.
       const sessions = this.open.findIndex((o) => o.name === "sessions");
       const relevant = sessions >= 0 ? [seen[sessions]!] : seen;
-      if (relevant.some((s) => s.some((x) => x.prefix === prefix && (x.state === state || x.state === "completed")))) return;
+      if (relevant.some((s) => s.some((x) => x.prefix === prefix && (x.state === state || x.state === "completed")))) return "seen";
       await new Promise((r) => setTimeout(r, 100));
     }
   }
