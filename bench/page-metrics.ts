@@ -68,47 +68,53 @@ export interface Probe {
   endedAt: number | null;
 }
 
-/** What the page's observer recorded: the first time a probe's row was on the page, and the first time it read Completed. */
+/** What the page's observer recorded: each time a probe came onto the page or left it, and the first time a row of it read Completed. */
 export interface Seen {
   prefix: string;
-  state: "shown" | "completed";
+  state: "shown" | "gone" | "completed";
   at: number;
 }
 
 export interface FreshnessFigures {
-  /** ms from the 200 to the page showing it: the new row, and the row reading Completed. */
+  /** Per probe, ms from its SessionEnd's 200 until the page showed the end: a row of it reading Completed, or (a page of active sessions) the probe leaving the page. */
   samples: number[];
-  /** Probes whose change the page never showed (within the wait). */
+  /** Probes whose end the page did not show within the wait. */
   missed: number;
   p50: number;
   p99: number;
   max: number;
+  /** ms from the SessionStart's 200 until the new session came onto the page (absent ones are not misses: under load it can leave the first page before a reload). */
+  appeared: { samples: number[]; p50: number; p99: number };
 }
 
 /**
- * Freshness samples: for each probe, new row shown − SessionStart's 200 and Completed shown −
- * SessionEnd's 200. The observer keeps the first time of each state; a page that showed a state
- * before the 200 arrived (the answer can trail the commit) counts 0.
+ * Freshness samples of one page. The end: the first Completed row, else the first time the probe
+ * left the page after having been on it, at or after the SessionEnd's 200 (Completed can show
+ * just before the 200 arrives: the answer trails the commit; that counts 0).
  */
 export function freshnessSamples(probes: readonly Probe[], seen: readonly Seen[]): FreshnessFigures {
-  const first = new Map<string, number>();
-  for (const s of seen) {
-    const key = `${s.prefix}|${s.state}`;
-    if (!first.has(key) || s.at < first.get(key)!) first.set(key, s.at);
-  }
   const samples: number[] = [];
+  const appeared: number[] = [];
   let missed = 0;
   for (const p of probes) {
-    // A completed row is also a shown row.
-    const shown = Math.min(first.get(`${p.prefix}|shown`) ?? Infinity, first.get(`${p.prefix}|completed`) ?? Infinity);
-    if (Number.isFinite(shown)) samples.push(Math.max(0, shown - p.startedAt));
-    else missed++;
+    const mine = seen.filter((s) => s.prefix === p.prefix).sort((a, b) => a.at - b.at);
+    const shown = mine.find((s) => s.state === "shown");
+    if (shown) appeared.push(Math.max(0, shown.at - p.startedAt));
     if (p.endedAt === null) continue;
-    const done = first.get(`${p.prefix}|completed`);
-    if (done !== undefined) samples.push(Math.max(0, done - p.endedAt));
+    const completed = mine.find((s) => s.state === "completed");
+    const gone = mine.find((s) => s.state === "gone" && s.at >= p.endedAt!);
+    const end = completed ?? gone;
+    if (end) samples.push(Math.max(0, end.at - p.endedAt));
     else missed++;
   }
-  return { samples, missed, p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.length ? Math.max(...samples) : Number.NaN };
+  return {
+    samples,
+    missed,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    max: samples.length ? Math.max(...samples) : Number.NaN,
+    appeared: { samples: appeared, p50: percentile(appeared, 50), p99: percentile(appeared, 99) },
+  };
 }
 
 export interface LongTaskFigures {

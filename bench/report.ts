@@ -183,6 +183,7 @@ function watchedFigures(pages: readonly WatchPage[]): WatchedFigure[] {
       { label: `${page}: freshness p50 ms`, get: w(page, (p) => p.freshness.p50), digits: 0 },
       { label: `${page}: freshness p99 ms`, get: w(page, (p) => p.freshness.p99), digits: 0 },
       { label: `${page}: freshness samples / missed`, get: w(page, (p) => `${p.freshness.samples.length} / ${p.freshness.missed}`) },
+      { label: `${page}: new session shown p50 ms (n)`, get: w(page, (p) => `${show(p.freshness.appeared?.p50 ?? null)} (${p.freshness.appeared?.samples.length ?? 0})`) },
       { label: `${page}: long tasks % of phase`, get: w(page, (p) => p.longTasks.percent), digits: 1 },
       { label: `${page}: Total Blocking Time ms`, get: w(page, (p) => p.longTasks.tbtMs), digits: 0 },
       { label: `${page}: page errors`, get: w(page, (p) => p.errors.length) },
@@ -366,7 +367,7 @@ function watchedMarkdown(report: BenchReport): string[] {
   }
   lines.push(
     "",
-    "- **watched**: the pages stay open in headless Chromium (one browser context each, past the first-run screens) from the server's start to its stop; figures are per phase. **API requests/s, p50/p99**: the page's own requests under `/api/` (`requestfinished`, `request.timing()` from start to response end). **freshness**: during the phase a probe session is posted (SessionStart, then, once the page showed it, SessionEnd); a MutationObserver in the page records when the probe's row appears and when it reads Completed; each sample is that moment minus the hook's 200 (missed: not shown within 10 s). **long tasks**: PerformanceObserver `longtask` summed over the phase, as % of its wall time; **Total Blocking Time**: the part of each beyond 50 ms. **page errors**: console errors and uncaught page errors during the phase.",
+    "- **watched**: the pages stay open in headless Chromium (one browser context each, past the first-run screens) from the server's start to its stop; figures are per phase. **API requests/s, p50/p99**: the page's own requests under `/api/` (`requestfinished`, `request.timing()` from start to response end). **freshness**: during the phase probe sessions are posted one after the other (SessionStart; once the Sessions page shows it, or after 2 s, SessionEnd); a MutationObserver in each page records when the probe comes onto the page, leaves it, and when a row of it reads Completed. Each sample: from the SessionEnd's 200 until a row of it reads Completed (the Sessions page) or, on a page of active sessions, it leaves the page (missed: neither within 10 s). **new session shown**: from the SessionStart's 200 until the probe came onto the page (under load it can leave the first page, sorted by last activity, before a reload: not counted as a miss). **long tasks**: PerformanceObserver `longtask` summed over the phase, as % of its wall time; **Total Blocking Time**: the part of each beyond 50 ms. **page errors**: console errors and uncaught page errors during the phase.",
     "- **f&f: until committed**: fire-and-forget phases; a read-only connection polls `events` for new rows every 25 ms (the resolution) and takes now − the hook's send stamp `sent_at_ms` (stamped before the 0..jitter delivery delay).",
     "",
   );

@@ -32,9 +32,10 @@ export interface WatchedPhase {
   pages: WatchedPagePhase[];
 }
 
-// In the page from its first script on: long tasks, and the first time each probe session's row is
-// on the page and reads Completed (a MutationObserver, so the time is when the DOM changed). A plain
-// string: functions compiled by tsx carry helpers the page does not have.
+// In the page from its first script on: long tasks, and for each probe session (by the first 8
+// characters of its id, which both the session's name and its id line carry) when it comes onto the
+// page, when it leaves it, and when a row of it first reads Completed (a MutationObserver, so the time
+// is when the DOM changed). A plain string: functions compiled by tsx carry helpers the page lacks.
 export const INIT_SCRIPT = `(() => {
   const w = window;
   w.__benchLongTasks = [];
@@ -44,23 +45,27 @@ export const INIT_SCRIPT = `(() => {
     new PerformanceObserver((list) => { for (const e of list.getEntries()) w.__benchLongTasks.push([performance.timeOrigin + e.startTime, e.duration]); })
       .observe({ type: "longtask", buffered: true });
   } catch {}
+  const present = {};
   const check = () => {
     if (!w.__benchWatch.length || !document.body) return;
     const now = Date.now();
-    const rows = document.querySelectorAll("tr, [role=row], li, a");
+    const text = document.body.textContent || "";
+    let rows = null;
     w.__benchWatch = w.__benchWatch.filter((p) => {
-      let shown = false, completed = false;
+      const here = text.includes(p);
+      if (here !== !!present[p]) w.__benchSeen.push({ prefix: p, state: here ? "shown" : "gone", at: now });
+      present[p] = here;
+      if (!here) return true;
+      rows = rows || document.querySelectorAll("tr, [role=row], li, a");
       for (const r of rows) {
         const t = r.textContent || "";
-        if (t.length > 2000 || !t.includes(p)) continue;
-        shown = true;
         // textContent runs cells together ("…ef0Completed"): no word boundaries.
-        if (t.includes("Completed")) completed = true;
+        if (t.length < 2000 && t.includes(p) && t.includes("Completed")) {
+          w.__benchSeen.push({ prefix: p, state: "completed", at: now });
+          return false;
+        }
       }
-      const had = w.__benchSeen.filter((s) => s.prefix === p).map((s) => s.state);
-      if (shown && !had.includes("shown")) w.__benchSeen.push({ prefix: p, state: "shown", at: now });
-      if (completed && !had.includes("completed")) w.__benchSeen.push({ prefix: p, state: "completed", at: now });
-      return !completed;
+      return true;
     });
   };
   w.__benchCheck = check;
@@ -165,21 +170,23 @@ export class PageWatch {
     const wait = this.opts.probeWaitMs ?? 10_000;
     while (!this.stopProbing) {
       const id = randomUUID();
-      const prefix = id.slice(0, 12);
+      const prefix = id.slice(0, 8);
       await Promise.all(this.open.map((o) => o.browser.page.evaluate((p) => (window as unknown as { __benchWatch: string[] }).__benchWatch.push(p), prefix).catch(() => {})));
       const data = { session_id: id, cwd: `/home/dev/bench-probe-${prefix}`, transcript_path: "" };
       const startedAt = await postHook(this.url, "SessionStart", { ...data, source: "startup" });
       if (startedAt === null) continue;
       const probe: Probe = { prefix, startedAt, endedAt: null };
       this.probes.push(probe);
-      // A wait the phase's end cut short is no sample (nor a miss).
-      if ((await this.waitSeen(prefix, "shown", wait)) === "stopped") {
+      // A wait the phase's end cut short is no sample (nor a miss). Under load a new session can
+      // leave the first page (sorted by last activity) before a reload shows it: the End comes
+      // after 2 s at most and puts it back on top.
+      if ((await this.waitSeen(prefix, ["shown"], 2000)) === "stopped") {
         this.probes.pop();
         break;
       }
       if (this.stopProbing) break;
       probe.endedAt = await postHook(this.url, "SessionEnd", { ...data, reason: "exit" });
-      if ((await this.waitSeen(prefix, "completed", wait)) === "stopped") {
+      if ((await this.waitSeen(prefix, ["completed", "gone"], wait, probe.endedAt ?? 0)) === "stopped") {
         probe.endedAt = null;
         break;
       }
@@ -187,7 +194,7 @@ export class PageWatch {
     }
   }
 
-  private async waitSeen(prefix: string, state: Seen["state"], ms: number): Promise<"seen" | "timeout" | "stopped"> {
+  private async waitSeen(prefix: string, states: Array<Seen["state"]>, ms: number, after = 0): Promise<"seen" | "timeout" | "stopped"> {
     const deadline = Date.now() + ms;
     for (;;) {
       if (Date.now() >= deadline) return "timeout";
@@ -196,7 +203,7 @@ export class PageWatch {
       // Enough once the Sessions page (or, without it, any page) shows it.
       const sessions = this.open.findIndex((o) => o.name === "sessions");
       const relevant = sessions >= 0 ? [seen[sessions]!] : seen;
-      if (relevant.some((s) => s.some((x) => x.prefix === prefix && (x.state === state || x.state === "completed")))) return "seen";
+      if (relevant.some((s) => s.some((x) => x.prefix === prefix && x.at >= after && states.includes(x.state)))) return "seen";
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -32,48 +32,51 @@ describe("the pages' API requests by path", () => {
 });
 
 describe("freshness samples", () => {
-  it("new row and Completed, each against its own 200; first sighting wins; a Completed row is also a shown one; unseen ones are missed", () => {
+  it("the end: first Completed row, else leaving the page after the End's 200; a new row against the Start's 200; no end shown is a miss", () => {
     const probes = [
-      { prefix: "aaaaaaaa-aaa", startedAt: 1000, endedAt: 3000 },
-      { prefix: "bbbbbbbb-bbb", startedAt: 5000, endedAt: 6000 },
-      { prefix: "cccccccc-ccc", startedAt: 8000, endedAt: null },
+      { prefix: "aaaaaaaa", startedAt: 1000, endedAt: 3000 },
+      { prefix: "bbbbbbbb", startedAt: 5000, endedAt: 6000 },
+      { prefix: "cccccccc", startedAt: 8000, endedAt: 9000 },
+      { prefix: "dddddddd", startedAt: 10000, endedAt: null },
     ];
     const seen: Seen[] = [
-      { prefix: "aaaaaaaa-aaa", state: "shown", at: 1400 },
-      { prefix: "aaaaaaaa-aaa", state: "shown", at: 1300 },
-      { prefix: "aaaaaaaa-aaa", state: "completed", at: 3900 },
-      { prefix: "bbbbbbbb-bbb", state: "completed", at: 5950 }, // shown and completed in one change, before the End's 200
-      { prefix: "zzzzzzzz-zzz", state: "shown", at: 1 },
+      { prefix: "aaaaaaaa", state: "shown", at: 1300 },
+      { prefix: "aaaaaaaa", state: "gone", at: 2000 }, // pushed off the page before the End: not its end
+      { prefix: "aaaaaaaa", state: "shown", at: 3500 },
+      { prefix: "aaaaaaaa", state: "completed", at: 3900 },
+      { prefix: "bbbbbbbb", state: "shown", at: 5100 },
+      { prefix: "bbbbbbbb", state: "gone", at: 6700 }, // a page of active sessions: the end is leaving it
+      { prefix: "cccccccc", state: "shown", at: 8200 }, // never ends on the page: a miss
+      { prefix: "zzzzzzzz", state: "completed", at: 1 },
     ];
     const f = freshnessSamples(probes, seen);
-    expect(f.samples).toEqual([300, 900, 950, 0]);
+    expect(f.samples).toEqual([900, 700]);
     expect(f.missed).toBe(1);
-    expect(f.p50).toBe(300);
-    expect(f.p99).toBe(950);
+    expect([f.p50, f.p99]).toEqual([700, 900]);
+    expect(f.appeared.samples).toEqual([300, 100, 200]);
   });
 
-  it.skipIf(!!chromiumMissing())("the page's observer records when a probe's row appears and when it reads Completed", async () => {
+  it.skipIf(!!chromiumMissing())("the page's observer records when a probe's row appears, leaves and reads Completed", async () => {
     const browser = await openBrowser();
     try {
       const { page } = browser;
       await page.addInitScript({ content: INIT_SCRIPT });
       await page.goto("data:text/html,<table><tbody id=b><tr><td>other</td><td>Active</td></tr></tbody></table>");
-      await page.evaluate(() => (window as unknown as { __benchWatch: string[] }).__benchWatch.push("0123abcd-ef0"));
+      await page.evaluate(() => (window as unknown as { __benchWatch: string[] }).__benchWatch.push("0123abcd"));
       const startedAt = Date.now();
-      await page.evaluate(() => {
-        document.getElementById("b")!.insertAdjacentHTML("afterbegin", "<tr id=p><td>0123abcd-ef0</td><td>Active</td></tr>");
-      });
-      await page.waitForTimeout(200);
+      const body = (html: string) => page.evaluate((h) => void (document.getElementById("b")!.innerHTML = h), html);
+      await body("<tr><td>Session 0123abcd</td><td>Active</td></tr><tr><td>other</td><td>Active</td></tr>");
+      await body("<tr><td>other</td><td>Active</td></tr>");
+      await page.waitForTimeout(100);
       const endedAt = Date.now();
-      await page.evaluate(() => {
-        document.querySelector("#p td:last-child")!.textContent = "Completed";
-      });
+      await body("<tr><td>Session 0123abcd</td><td>Completed</td></tr>");
       const seen = await page.evaluate(() => (window as unknown as { __benchSeen: Seen[] }).__benchSeen);
-      expect(seen.map((s) => s.state)).toEqual(["shown", "completed"]);
-      const f = freshnessSamples([{ prefix: "0123abcd-ef0", startedAt, endedAt }], seen);
+      expect(seen.map((s) => s.state)).toEqual(["shown", "gone", "shown", "completed"]);
+      const f = freshnessSamples([{ prefix: "0123abcd", startedAt, endedAt }], seen);
       expect(f.missed).toBe(0);
-      expect(f.samples).toHaveLength(2);
-      expect(f.samples.every((s) => s >= 0 && s < 1000)).toBe(true);
+      expect(f.samples).toHaveLength(1);
+      expect(f.samples[0]!).toBeLessThan(1000);
+      expect(f.appeared.samples).toHaveLength(1);
     } finally {
       await browser.close();
     }
