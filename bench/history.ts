@@ -17,7 +17,7 @@ export type HistorySize = "small" | "large";
 
 /** Seed sessions stored through the server, and how many copies of them make each size. */
 const SEED_AGENTS = 10;
-const SEED_EVENTS_PER_AGENT = 100;
+const SEED_EVENTS_PER_AGENT = 140;
 /**
  * Copies are added until the sessions are reached, or 1.5× the events first: v2.0.3 stores a TurnDuration
  * row per hook per finished turn (≈ 9 rows per hook event here), a patched tree one row per hook.
@@ -42,9 +42,12 @@ export interface HistoryDatabase {
   cached: boolean;
 }
 
-/** Hash of what decides the rows a tree writes: its server sources (schema, hook path). */
+/** Bumped when the generator changes, so cached histories are made again. */
+const GENERATOR_VERSION = 2;
+
+/** Hash of what decides the rows a tree writes: its server sources (schema, hook path), and this generator's version. */
 export function treeHash(treeDir: string): string {
-  const h = createHash("sha256");
+  const h = createHash("sha256").update(`history generator ${GENERATOR_VERSION}\0`);
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
       if (name === "node_modules" || name === "__tests__" || name.startsWith(".")) continue;
