@@ -140,7 +140,8 @@ export class PageWatch {
       await page.addInitScript({ content: INIT_SCRIPT });
       page.on("requestfinished", (req) => {
         const t = req.timing();
-        entry.requests.push({ url: req.url(), at: t.startTime, ms: t.responseEnd, failed: false });
+        // responseEnd is ms after startTime (epoch ms), -1 when unknown.
+        entry.requests.push({ url: req.url(), at: t.startTime, ms: t.responseEnd >= 0 ? t.responseEnd : Number.NaN, failed: false });
       });
       page.on("requestfailed", (req) => entry.requests.push({ url: req.url(), at: req.timing().startTime || Date.now(), ms: Number.NaN, failed: true }));
       try {
