@@ -237,7 +237,9 @@ export class PageWatch {
         page: o.name,
         requests: requestsByPath(o.requests, this.phaseFrom, to),
         longTasks: longTaskFigures(tasks, this.phaseFrom, to),
-        freshness: freshnessSamples(this.probes, seen),
+        // A page that showed none of the probes (a session's detail, a dashboard without them) has no freshness, rather than all misses.
+        freshness:
+          o.name === "sessions" || seen.some((x) => this.probes.some((p) => p.prefix === x.prefix)) ? freshnessSamples(this.probes, seen) : freshnessSamples([], []),
         errors: o.browser.errors.slice(o.errorsBefore),
         screenshot,
         note,
