@@ -1,7 +1,9 @@
 // `npm run bench` flags, declared once for scripts/lib/cli.ts (--help and the one-line errors come from here).
 import { flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
 import { MODES, type Mode } from "./protocol.ts";
+import type { HistorySize } from "./history.ts";
 import type { TreeKind } from "./trees.ts";
+import { WATCH_PAGES, type WatchPage } from "./watch.ts";
 
 const TREES: readonly TreeKind[] = ["unpatched", "patched"];
 
@@ -62,6 +64,24 @@ waiting whenever any writer holds the lock; no server change can help)`,
 with "=", the value starts with --), e.g.
 --server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"`,
     ),
+    watch: option(
+      "<pages>",
+      `keep these pages open in headless Chromium for each phase (one browser
+context each): sessions, dashboard, session (the newest session's
+detail), comma-separated, or none. With --watch, every N runs twice on
+the history, unwatched and watched (no empty-database runs). Default:
+today's runs, plus N=22 and N=64 (those in --agents) unwatched and
+watched (sessions,dashboard) on the large history; --quick: none`,
+      listOf([...WATCH_PAGES, "none"]),
+    ),
+    history: option(
+      "<size>",
+      `none, small (~100 sessions) or large (~1,000 sessions, ~150k events,
+~300 MB; the default when watching): servers start on a copy of a
+history database made through the tree (bench/history.ts), cached in
+.cache/history/. Without watching it applies to every run.`,
+      oneOf(["none", "small", "large"]),
+    ),
     out: option("<dir>", "results folder", undefined, "bench-results"),
     rebuild: flag("pass --force to the build CLI for both trees"),
   },
@@ -85,6 +105,14 @@ export interface BenchOptions {
   companionBegin: "deferred" | "immediate";
   upstream: string | null;
   serverNodeOptions: string | null;
+  /** Pages open during the watched runs (empty: none). */
+  watch: WatchPage[];
+  /** Agent counts that get the history pair of runs (unwatched, then watched). */
+  watchAgents: number[];
+  /** History of the watched pair (and of every run when nothing is watched). */
+  history: "none" | HistorySize;
+  /** Today's runs (every N, unwatched); false with an explicit --watch. */
+  baseRuns: boolean;
   out: string;
   rebuild: boolean;
   help: boolean;
@@ -94,8 +122,10 @@ export interface BenchOptions {
 export function parseBenchArgs(argv: string[]): BenchOptions {
   const { help, values: v } = parseCli(BENCH_CLI, argv);
   const quick = v.quick;
+  const agents = v.agents ?? (quick ? [1, 8] : [1, 8, 22, 64, 128]);
+  const watch: WatchPage[] = v.watch === undefined ? (quick ? [] : ["sessions", "dashboard"]) : v.watch.filter((p): p is WatchPage => p !== "none");
   return {
-    agents: v.agents ?? (quick ? [1, 8] : [1, 8, 22, 64, 128]),
+    agents,
     phaseSeconds: v["phase-seconds"] ?? (quick ? 2 : Math.max(3, Math.ceil(16 / v.modes.length))),
     eventsPerAgent: v["events-per-agent"] ?? null,
     modes: v.modes,
@@ -109,6 +139,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     companionBegin: v["companion-begin"],
     upstream: v.upstream ?? null,
     serverNodeOptions: v["server-node-options"] ?? null,
+    watch,
+    watchAgents: watch.length === 0 ? [] : v.watch === undefined ? agents.filter((n) => n === 22 || n === 64) : agents,
+    history: v.history ?? (watch.length ? "large" : "none"),
+    baseRuns: v.watch === undefined || watch.length === 0,
     out: v.out,
     rebuild: v.rebuild,
     help,

@@ -7,6 +7,9 @@ import type { Mode } from "./protocol.ts";
 import { renderChart, type ChartRow } from "./svg.ts";
 import { screenshotsMarkdown, type Screenshot } from "./screenshot.ts";
 import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
+import type { HistorySize } from "./history.ts";
+import type { CommitFigures, QuietTiming } from "./observe.ts";
+import type { WatchedPagePhase, WatchedPhase, WatchPage } from "./watch.ts";
 
 export interface RunRecord {
   tree: TreeKind;
@@ -21,7 +24,35 @@ export interface RunRecord {
   loadAvg: [number, number];
   /** Set when the run failed; the other fields are then empty. */
   error?: string;
+  /** The history the server started on ("none": an empty database; absent in older reports). */
+  history?: "none" | HistorySize;
+  /** Pages open during every phase (empty: nobody watching). */
+  watch?: WatchPage[];
+  historyInfo?: { sessions: number; events: number; bytes: number; how: string };
+  /** The list endpoints on the history with no load, before anything else ran. */
+  quiet?: QuietTiming[];
+  /** Per phase, what the open pages measured. */
+  watched?: WatchedPhase[];
+  /** Fire-and-forget phases: hook send stamp → row readable by another connection. */
+  commit?: Array<{ mode: Mode } & CommitFigures>;
 }
+
+/** Runs of the same kind (history, pages open) compare with each other: "none|" is today's. */
+export function variantOf(run: Pick<RunRecord, "history" | "watch">): string {
+  return `${run.history ?? "none"}|${(run.watch ?? []).join(",")}`;
+}
+
+export function variantLabel(variant: string): string {
+  const [history, watch] = variant.split("|");
+  return `${history === "none" ? "empty database" : `${history} history`}, ${watch ? `watched (${watch.replace(/,/g, " + ")})` : "nobody watching"}`;
+}
+
+/** The variants of a report's runs, in run order. */
+export function variants(report: Pick<BenchReport, "runs">): string[] {
+  return [...new Set(report.runs.map(variantOf))];
+}
+
+const commitOf = (run: RunRecord, mode: Mode) => run.commit?.find((c) => c.mode === mode) ?? null;
 
 export interface BenchReport {
   version: 1;
@@ -71,6 +102,8 @@ const FIGURES: Figure[] = [
   { label: "event-loop delay max ms", get: (m) => m.server?.eventLoopDelayMs.max ?? null, digits: 0 },
   { label: "server CPU ms/stored event", get: (m) => m.server?.cpuMsPerStoredEvent ?? null, digits: 2 },
   { label: "GC pause total ms", get: (m) => m.server?.gc.totalMs ?? null },
+  { label: "f&f: until committed p50 ms", get: (m, run) => (m.mode === "fire-and-forget" ? (commitOf(run, m.mode)?.p50 ?? null) : "n/a"), digits: 0 },
+  { label: "f&f: until committed p99 ms", get: (m, run) => (m.mode === "fire-and-forget" ? (commitOf(run, m.mode)?.p99 ?? null) : "n/a"), digits: 0 },
   { label: "integrity_check", get: (_m, run) => run.integrity },
 ];
 
@@ -91,26 +124,92 @@ function ratio(unp: Value, pat: Value): string {
   return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`;
 }
 
-function phaseOf(runs: RunRecord[], tree: TreeKind, n: number, mode: Mode): { run: RunRecord; m: PhaseMetrics } | null {
-  const run = runs.find((r) => r.tree === tree && r.agents === n && !r.error);
+function phaseOf(runs: RunRecord[], tree: TreeKind, n: number, mode: Mode, variant = "none|"): { run: RunRecord; m: PhaseMetrics } | null {
+  const run = runs.find((r) => r.tree === tree && r.agents === n && !r.error && variantOf(r) === variant);
   const m = run?.phases.find((p) => p.mode === mode);
   return run && m ? { run, m } : null;
 }
 
 /** Rows of one mode's comparison: header + one row per figure (cells already formatted). */
-export function comparisonRows(report: BenchReport, mode: Mode): string[][] {
-  const ns = report.options.agents;
+export function comparisonRows(report: BenchReport, mode: Mode, variant = variants(report)[0] ?? "none|"): string[][] {
+  const ns = report.options.agents.filter((n) => report.runs.some((r) => r.agents === n && variantOf(r) === variant));
   const header = ["figure"];
   for (const n of ns) header.push(`N=${n} unp`, "pat", "pat/unp");
   const rows = [header];
   for (const f of FIGURES) {
     const row = [f.label];
     for (const n of ns) {
-      const u = phaseOf(report.runs, "unpatched", n, mode);
-      const p = phaseOf(report.runs, "patched", n, mode);
+      const u = phaseOf(report.runs, "unpatched", n, mode, variant);
+      const p = phaseOf(report.runs, "patched", n, mode, variant);
       const uv = u ? f.get(u.m, u.run) : null;
       const pv = p ? f.get(p.m, p.run) : null;
       row.push(show(uv, f.digits), show(pv, f.digits), u && p ? ratio(uv, pv) : "");
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+interface WatchedFigure {
+  label: string;
+  get(m: PhaseMetrics, run: RunRecord): Value;
+  digits?: number;
+}
+
+const pageOf = (run: RunRecord, mode: Mode, page: WatchPage): WatchedPagePhase | null =>
+  run.watched?.find((w) => w.mode === mode)?.pages.find((p) => p.page === page) ?? null;
+
+function watchedFigures(pages: readonly WatchPage[]): WatchedFigure[] {
+  const out: WatchedFigure[] = [
+    { label: "hook latency p50 ms", get: (m) => m.latencyMs.p50, digits: 1 },
+    { label: "hook latency p99 ms", get: (m) => m.latencyMs.p99, digits: 1 },
+    { label: "hook timeouts", get: (m) => m.timeouts },
+    { label: "events/s", get: (m) => m.eventsPerSec, digits: 1 },
+    { label: "in-server hook p99 ms", get: (m) => m.server?.hookServerMs?.p99 ?? null, digits: 1 },
+    { label: "server CPU ms/stored event", get: (m) => m.server?.cpuMsPerStoredEvent ?? null, digits: 2 },
+    { label: "f&f: until committed p50 ms", get: (m, run) => (m.mode === "fire-and-forget" ? (commitOf(run, m.mode)?.p50 ?? null) : "n/a"), digits: 0 },
+    { label: "f&f: until committed p99 ms", get: (m, run) => (m.mode === "fire-and-forget" ? (commitOf(run, m.mode)?.p99 ?? null) : "n/a"), digits: 0 },
+  ];
+  const w = (page: WatchPage, f: (p: WatchedPagePhase) => Value) => (m: PhaseMetrics, run: RunRecord) => {
+    if (!run.watch?.length) return "";
+    const p = pageOf(run, m.mode, page);
+    return p ? f(p) : null;
+  };
+  for (const page of pages) {
+    out.push(
+      { label: `${page}: API requests/s`, get: w(page, (p) => p.requests.perSec), digits: 1 },
+      { label: `${page}: API p50 ms`, get: w(page, (p) => p.requests.p50), digits: 0 },
+      { label: `${page}: API p99 ms`, get: w(page, (p) => p.requests.p99), digits: 0 },
+      { label: `${page}: freshness p50 ms`, get: w(page, (p) => p.freshness.p50), digits: 0 },
+      { label: `${page}: freshness p99 ms`, get: w(page, (p) => p.freshness.p99), digits: 0 },
+      { label: `${page}: freshness samples / missed`, get: w(page, (p) => `${p.freshness.samples.length} / ${p.freshness.missed}`) },
+      { label: `${page}: new session shown p50 ms (n)`, get: w(page, (p) => `${show(p.freshness.appeared?.p50 ?? null)} (${p.freshness.appeared?.samples.length ?? 0})`) },
+      { label: `${page}: long tasks % of phase`, get: w(page, (p) => p.longTasks.percent), digits: 1 },
+      { label: `${page}: Total Blocking Time ms`, get: w(page, (p) => p.longTasks.tbtMs), digits: 0 },
+      { label: `${page}: page errors`, get: w(page, (p) => p.errors.length) },
+    );
+  }
+  return out;
+}
+
+/** Nobody watching vs the pages open, same history: per N, each tree unwatched then watched. */
+export function watchedRows(report: BenchReport, mode: Mode): string[][] {
+  const o = report.options;
+  const unwatched = `${o.history}|`;
+  const watched = `${o.history}|${o.watch.join(",")}`;
+  const ns = o.agents.filter((n) => report.runs.some((r) => r.agents === n && variantOf(r) === watched));
+  const header = ["figure"];
+  for (const n of ns) header.push(`N=${n} unp`, "unp watched", "pat", "pat watched");
+  const rows = [header];
+  for (const f of watchedFigures(o.watch)) {
+    const row = [f.label];
+    for (const n of ns) {
+      for (const tree of ["unpatched", "patched"] as const) {
+        for (const v of [unwatched, watched]) {
+          const x = phaseOf(report.runs, tree, n, mode, v);
+          row.push(x ? show(f.get(x.m, x.run), f.digits) : "–");
+        }
+      }
     }
     rows.push(row);
   }
@@ -140,11 +239,12 @@ export function markdownTable(rows: string[][]): string {
 const COLORS: Record<TreeKind, string> = { unpatched: "#d62728", patched: "#1f77b4" };
 
 export function chartFor(report: BenchReport): string {
+  const variant = variants(report)[0] ?? "none|";
   const rows: ChartRow[] = report.options.modes.map((mode) => ({
     mode,
     series: report.options.trees.map((tree) => {
       const pts = report.options.agents
-        .map((n) => ({ n, p: phaseOf(report.runs, tree, n, mode) }))
+        .map((n) => ({ n, p: phaseOf(report.runs, tree, n, mode, variant) }))
         .filter((x): x is { n: number; p: { run: RunRecord; m: PhaseMetrics } } => x.p !== null);
       return {
         tree,
@@ -173,9 +273,12 @@ function markdown(report: BenchReport, svgName: string): string {
     `- agents: ${o.agents.join(", ")}; modes: ${o.modes.join(", ")}; ${o.phaseSeconds} s per phase; think ${o.thinkMs} ms; fire-and-forget delivery jitter ${o.jitterMs} ms; ${o.workers} worker process(es); every ${o.bigEvery || "–"}th agent starts with a ${o.bigMb} MB transcript${o.eventsPerAgent ? `; at most ${o.eventsPerAgent} events per agent` : ""}`,
   );
   lines.push("", `![latency and throughput against N](${svgName})`, "");
-  for (const mode of o.modes) {
-    lines.push(`## ${mode}`, "", markdownTable(comparisonRows(report, mode)), "");
+  for (const variant of variants(report)) {
+    for (const mode of o.modes) {
+      lines.push(`## ${mode}, ${variantLabel(variant)}`, "", markdownTable(comparisonRows(report, mode, variant)), "");
+    }
   }
+  lines.push(...watchedMarkdown(report));
   lines.push(...screenshotsMarkdown(report.screenshots ?? []));
   lines.push(
     "## Runs",
@@ -212,6 +315,67 @@ function markdown(report: BenchReport, svgName: string): string {
     "",
   );
   return lines.join("\n");
+}
+
+function watchedMarkdown(report: BenchReport): string[] {
+  const o = report.options;
+  const lines: string[] = [];
+  const withHistory = report.runs.filter((r) => r.historyInfo);
+  if (withHistory.length) {
+    lines.push("## History databases", "");
+    const seen = new Set<string>();
+    for (const r of withHistory) {
+      const key = `${r.tree} ${r.history}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      lines.push(`- ${r.tree}, ${r.history}: ${r.historyInfo!.how}`);
+    }
+    lines.push("", "### The pages' list endpoints on the history, no load (median of 7 calls after a warm-up; target < 10 ms)", "");
+    const quiet = kindsOf(report).map((tree) => ({ tree, q: report.runs.find((r) => r.tree === tree && r.quiet?.length)?.quiet ?? [] }));
+    const paths = [...new Set(quiet.flatMap((x) => x.q.map((t) => t.path)))];
+    if (paths.length) {
+      lines.push(`| request | ${quiet.map((x) => `${x.tree} median ms (max)`).join(" | ")} |`, `| --- | ${quiet.map(() => "---:").join(" | ")} |`);
+      for (const p of paths) {
+        lines.push(`| \`GET ${p}\` | ${quiet.map((x) => { const t = x.q.find((y) => y.path === p); return t ? `${t.medianMs.toFixed(1)} (${t.maxMs.toFixed(0)})${t.status !== 200 ? ` HTTP ${t.status}` : ""}` : "–"; }).join(" | ")} |`);
+      }
+      lines.push("");
+    }
+  }
+  const watchedRuns = report.runs.filter((r) => r.watched?.length);
+  if (!o.watch.length || !watchedRuns.length) return lines;
+  for (const mode of o.modes) {
+    lines.push(`## ${mode}: nobody watching vs ${o.watch.join(" + ")} open (${o.history} history)`, "", markdownTable(watchedRows(report, mode)), "");
+  }
+  lines.push("### The pages' API requests by path (requests/s, p50 / p99 ms)", "");
+  lines.push("| tree | N | phase | page | path | req/s | p50 | p99 | failed |", "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |");
+  for (const r of watchedRuns) {
+    for (const w of r.watched!) {
+      for (const p of w.pages) {
+        for (const b of p.requests.byPath) {
+          lines.push(`| ${r.tree} | ${r.agents} | ${w.mode} | ${p.page} | \`${b.path}\` | ${b.perSec.toFixed(2)} | ${show(b.p50)} | ${show(b.p99)} | ${b.failed} |`);
+        }
+      }
+    }
+  }
+  lines.push("", "### Screenshots of the open pages at the end of each phase", "");
+  for (const r of watchedRuns) {
+    for (const w of r.watched!) {
+      for (const p of w.pages) {
+        lines.push(`- ${r.tree}, N=${r.agents}, ${w.mode}, ${p.page}: ${p.screenshot ? `[${p.screenshot}](${p.screenshot})` : p.note}${p.errors.length ? `; page errors: ${cell(p.errors.slice(0, 3).join("; "))}` : ""}`);
+      }
+    }
+  }
+  lines.push(
+    "",
+    "- **watched**: the pages stay open in headless Chromium (one browser context each, past the first-run screens) from the server's start to its stop; figures are per phase. **API requests/s, p50/p99**: the page's own requests under `/api/` (`requestfinished`, `request.timing()` from start to response end). **freshness**: during the phase probe sessions are posted one after the other (SessionStart; once the Sessions page shows it, or after 2 s, SessionEnd); a MutationObserver in each page records when the probe comes onto the page, leaves it, and when a row of it reads Completed. Each sample: from the SessionEnd's 200 until a row of it reads Completed (the Sessions page) or, on a page of active sessions, it leaves the page (missed: neither within 10 s). **new session shown**: from the SessionStart's 200 until the probe came onto the page (under load it can leave the first page, sorted by last activity, before a reload: not counted as a miss). **long tasks**: PerformanceObserver `longtask` summed over the phase, as % of its wall time; **Total Blocking Time**: the part of each beyond 50 ms. **page errors**: console errors and uncaught page errors during the phase.",
+    "- **f&f: until committed**: fire-and-forget phases; a read-only connection polls `events` for new rows every 25 ms (the resolution) and takes now − the hook's send stamp `sent_at_ms` (stamped before the 0..jitter delivery delay).",
+    "",
+  );
+  return lines;
+}
+
+function kindsOf(report: BenchReport): TreeKind[] {
+  return (["unpatched", "patched"] as const).filter((k) => report.runs.some((r) => r.tree === k));
 }
 
 /** `<outDir>/bench-<start time>`: the report's files, and the screenshots beside them, start with it. */

@@ -6,14 +6,17 @@ import os from "node:os";
 import path from "node:path";
 import { ensureNode22 } from "../scripts/lib/node22.ts";
 import { repoRoot } from "../scripts/lib/paths.ts";
-import { benchHelp, parseBenchArgs } from "./cli-args.ts";
+import { benchHelp, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
 import { UserError } from "../scripts/lib/errors.ts";
 import type { PhaseMetrics } from "./metrics.ts";
-import { comparisonRows, reportBase, textTable, writeReport, type BenchReport, type RunRecord } from "./report.ts";
+import { comparisonRows, reportBase, textTable, variantLabel, variants, watchedRows, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
-import { runWorkload } from "./workload.ts";
+import { historyDatabase, type HistoryDatabase, type HistorySize } from "./history.ts";
+import { CommitWatch, quietApiTimings } from "./observe.ts";
+import { runWorkload, type PhaseObserver } from "./workload.ts";
+import { PageWatch, type WatchPage } from "./watch.ts";
 
 const log = (line: string) => console.log(line);
 
@@ -29,6 +32,16 @@ function phaseLine(m: PhaseMetrics): string {
       ? `${m.server.hookServerMs ? `  in-server p99 ${f(m.server.hookServerMs.p99)} ms` : ""}  loop delay p99 ${f(m.server.eventLoopDelayMs.p99)} max ${f(m.server.eventLoopDelayMs.max, 0)} ms  CPU ${f(m.server.cpuMsPerStoredEvent, 2)} ms/event  GC ${m.server.gc.totalMs} ms`
       : "")
   );
+}
+
+/** The runs of a bench: today's (every N, unwatched) and, for the watched N, the history pair unwatched then watched. */
+function runPlan(opts: BenchOptions): Array<{ agents: number; history: "none" | HistorySize; watch: WatchPage[] }> {
+  const plan: Array<{ agents: number; history: "none" | HistorySize; watch: WatchPage[] }> = [];
+  for (const n of opts.agents) {
+    if (opts.baseRuns) plan.push({ agents: n, history: opts.watch.length ? "none" : opts.history, watch: [] });
+    if (opts.watchAgents.includes(n)) plan.push({ agents: n, history: opts.history, watch: [] }, { agents: n, history: opts.history, watch: opts.watch });
+  }
+  return plan;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -78,13 +91,59 @@ async function main(argv: string[]): Promise<number> {
   const screenshots: Screenshot[] = [];
   const shotAt = Math.max(...opts.agents);
   mkdirSync(path.resolve(opts.out), { recursive: true });
-  for (const n of opts.agents) {
+  const histories: Partial<Record<string, HistoryDatabase>> = {};
+  const history = async (kind: TreeKind, size: "none" | HistorySize): Promise<HistoryDatabase | null> => {
+    if (size === "none") return null;
+    const key = `${kind}-${size}`;
+    histories[key] ??= await historyDatabase({ treeDir: trees[kind]!.dir, size, log });
+    return histories[key]!;
+  };
+  for (const spec of runPlan(opts)) {
+    const n = spec.agents;
     for (const kind of kinds) {
       const tree = trees[kind]!;
-      log(`[${kind}] N=${n}`);
+      log(`[${kind}] N=${n}${spec.history !== "none" ? ` on the ${spec.history} history` : ""}${spec.watch.length ? `, watched: ${spec.watch.join(", ")}` : ""}`);
       const loadStart = os.loadavg()[0]!;
+      const base = { tree: kind, agents: n, history: spec.history, watch: spec.watch } as const;
+      const extra: Pick<RunRecord, "historyInfo" | "quiet" | "watched" | "commit"> = { watched: [], commit: [] };
+      const watch = spec.watch.length ? new PageWatch(spec.watch, { shotBase: `${reportBase(startedAt, path.resolve(opts.out))}-${kind}-N${n}`, log }) : null;
+      let commits: CommitWatch | null = null;
+      const observer: PhaseObserver = {
+        serverReady: async ({ url }) => {
+          if (spec.history !== "none") {
+            extra.quiet = await quietApiTimings(url);
+            log(`    quiet API on the history: ${extra.quiet.map((q) => `${q.path} ${q.medianMs.toFixed(1)} ms`).join(", ")}`);
+          }
+          if (watch) {
+            await watch.start(url);
+            if (watch.failure) throw new Error(`watching failed: ${watch.failure}`);
+          }
+        },
+        phaseStart: async ({ mode, dbPath }) => {
+          if (mode === "fire-and-forget") (commits = new CommitWatch(dbPath)).start();
+          watch?.phaseStart();
+        },
+        phaseEnd: async ({ mode, index }) => {
+          if (commits) extra.commit!.push({ mode, ...commits.stop() });
+          commits = null;
+          if (watch) {
+            const w = await watch.phaseEnd(mode, index, mode);
+            for (const pg of w.pages) {
+              log(
+                `    ${pg.page}: ${pg.requests.perSec.toFixed(1)} API req/s, p50 ${pg.requests.p50.toFixed(0)} p99 ${pg.requests.p99.toFixed(0)} ms; ` +
+                  `freshness p50 ${pg.freshness.p50.toFixed(0)} p99 ${pg.freshness.p99.toFixed(0)} ms (${pg.freshness.samples.length} samples, ${pg.freshness.missed} missed); ` +
+                  `long tasks ${pg.longTasks.percent.toFixed(1)} %; errors ${pg.errors.length}; ${pg.screenshot ?? pg.note}`,
+              );
+            }
+          }
+        },
+      };
       try {
+        const hist = await history(kind, spec.history);
+        if (hist) extra.historyInfo = { sessions: hist.sessions, events: hist.events, bytes: hist.bytes, how: hist.how };
         const res = await runWorkload({
+          initialDb: hist?.dbPath,
+          observer,
           treeDir: tree.dir,
           agents: n,
           mode: opts.modes,
@@ -99,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
           serverNodeOptions: opts.serverNodeOptions ?? undefined,
           log,
           afterPhase: async ({ mode, url }) => {
-            if (mode !== "fire-and-forget" || n !== shotAt) return;
+            if (mode !== "fire-and-forget" || n !== shotAt || spec.history !== "none" || spec.watch.length) return;
             const shot = await screenshotSessions(url, `${reportBase(startedAt, path.resolve(opts.out))}-${kind}.png`, kind, n);
             screenshots.push(shot);
             log(`    screenshot: ${shot.file ?? shot.note}`);
@@ -111,9 +170,10 @@ async function main(argv: string[]): Promise<number> {
             `load avg ${loadStart.toFixed(1)}→${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
         );
         for (const e of res.serverErrors) log(`    server stderr: ${e.message} ×${e.count}`);
+        extra.watched = watch?.phases ?? [];
         runs.push({
-          tree: kind,
-          agents: n,
+          ...base,
+          ...extra,
           integrity: res.integrity,
           serverLifetimeMs: res.serverLifetimeMs,
           watchdogTicks: res.watchdogTicks,
@@ -125,7 +185,10 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         const message = (err as Error).message;
         log(`    run failed: ${message}`);
-        runs.push({ tree: kind, agents: n, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], serverErrors: [], loadAvg: [loadStart, os.loadavg()[0]!], error: message });
+        runs.push({ ...base, ...extra, integrity: "", serverLifetimeMs: 0, watchdogTicks: 0, writeQueueRoute: false, phases: [], serverErrors: [], loadAvg: [loadStart, os.loadavg()[0]!], error: message });
+      } finally {
+        (commits as CommitWatch | null)?.stop();
+        await watch?.close();
       }
     }
   }
@@ -142,10 +205,19 @@ async function main(argv: string[]): Promise<number> {
     screenshots,
   };
   const files = writeReport(report, path.resolve(opts.out));
-  for (const mode of opts.modes) {
-    log("");
-    log(`== ${mode} ==  (pat/unp = patched / unpatched)`);
-    log(textTable(comparisonRows(report, mode)));
+  for (const variant of variants(report)) {
+    for (const mode of opts.modes) {
+      log("");
+      log(`== ${mode}, ${variantLabel(variant)} ==  (pat/unp = patched / unpatched)`);
+      log(textTable(comparisonRows(report, mode, variant)));
+    }
+  }
+  if (opts.watch.length) {
+    for (const mode of opts.modes) {
+      log("");
+      log(`== ${mode}: nobody watching vs ${opts.watch.join(" + ")} open, ${opts.history} history ==`);
+      log(textTable(watchedRows(report, mode)));
+    }
   }
   log("");
   log(`results: ${path.relative(process.cwd(), files.json)}`);

@@ -4,7 +4,7 @@
 // and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,7 +69,20 @@ export interface WorkloadOptions {
   serverNodeOptions?: string;
   /** Called after each phase's measurements, with the server and the companion still running. */
   afterPhase?: (phase: AfterPhase) => Promise<void>;
+  /** Start the server on a copy of this database (a history, bench/history.ts) instead of an empty one. */
+  initialDb?: string;
+  /** Told when the server is up (before the companion starts) and around each phase's load. */
+  observer?: PhaseObserver;
   log?: (line: string) => void;
+}
+
+export interface PhaseObserver {
+  /** The server answers; nothing else runs yet (quiet timings, opening pages). */
+  serverReady?(s: { url: string; dbPath: string }): Promise<void>;
+  /** Right before the phase's agents start. */
+  phaseStart?(p: { mode: Mode; index: number; url: string; dbPath: string }): Promise<void>;
+  /** Right after the phase's agents finished (after the server probe's snapshot). */
+  phaseEnd?(p: { mode: Mode; index: number; url: string; dbPath: string }): Promise<void>;
 }
 
 export interface AfterPhase {
@@ -323,6 +336,8 @@ export interface DriveOptions {
   workDir: string;
   progressMs?: number;
   onProgress?: (counts: ProgressCounts) => void;
+  /** Cap on hook events per agent (default: none, the phase is time-bound). */
+  eventsPerAgent?: number;
 }
 
 /**
@@ -335,7 +350,7 @@ export async function driveAgents(o: DriveOptions): Promise<{ events: EventRecor
   const template = bigEvery > 0 ? ensureTemplate(path.join(cacheDir, "bench", "transcripts"), o.bigBytes ?? 4 * 1024 * 1024, bigTurns) : null;
   const runTag = `demo-${randomUUID().slice(0, 8)}`;
   const specs = agentSpecs({ workDir: o.workDir, runTag, agents: o.agents, phase: 0, bigEvery, template, bigTurns });
-  const cfg = phaseConfig(o.port, { durationMs: o.durationMs, progressMs: o.onProgress ? (o.progressMs ?? 500) : undefined });
+  const cfg = phaseConfig(o.port, { durationMs: o.durationMs, eventsPerAgent: o.eventsPerAgent, progressMs: o.onProgress ? (o.progressMs ?? 500) : undefined });
   return runPhase(cfg, o.mode, specs, o.workers ?? 3, o.thinkMs ?? 100, runTag, o.onProgress);
 }
 
@@ -363,10 +378,12 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   let monitor: Monitor | null = null;
   let companion: Companion | null = null;
   try {
-    monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env });
+    if (opts.initialDb) copyFileSync(opts.initialDb, dbPath);
+    monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env, startTimeoutMs: opts.initialDb ? 120_000 : undefined });
     const serverStart = Date.now();
     const probe = await ServerProbe.connect(probeFile);
     if (!probe) log("  server probe did not report (no event-loop delay / CPU figures for this run)");
+    await opts.observer?.serverReady?.({ url: monitor.url, dbPath });
     if (opts.companion !== false) {
       companion = await Companion.start(
         dbPath,
@@ -393,9 +410,12 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       const wqBefore = await writeQueueStats(monitor.url);
       const compBefore = companion ? await companion.counts() : ZERO_COUNTS;
       log(`  ${mode}: ${opts.agents} agent(s)…`);
+      const at = { mode, index: p, url: monitor.url, dbPath };
+      await opts.observer?.phaseStart?.(at);
       await probe?.read("reset");
       const { events, agents } = await runPhase(cfgBase, mode, specs, opts.workers ?? 3, opts.thinkMs ?? 100, runTag);
       const server = probe ? await probe.read("snapshot") : null;
+      await opts.observer?.phaseEnd?.(at);
       const wqAfter = await writeQueueStats(monitor.url);
       if (wqAfter) writeQueueRoute = true;
       const compAfter = companion ? await companion.counts() : ZERO_COUNTS;
