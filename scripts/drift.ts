@@ -93,7 +93,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
     col.errors.push(...gateProblems.filter((g) => !patches.some((p) => ownedBy(g) === p.id)));
   };
   try {
-    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: false, install: false, report: false }); // verdicts only: no client build, npm install or review diff per ref
+    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: "sources", install: false, report: false }); // verdicts only: client sources patched and gated but not built, no npm install or review diff per ref
     col.commit = outcome.upstream.commit;
     col.label = /^[0-9a-f]{40}$/.test(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
     col.outcome = outcome;

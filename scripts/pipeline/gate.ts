@@ -1,10 +1,10 @@
-// Step 4: prove the staged tree is what we meant to ship before it replaces the old one.
+// The gate: prove the staged tree is what we meant to ship before it replaces the old one.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { Patch } from "../../patches/define-patch.ts";
+import { isClientFile, type Patch } from "../../patches/define-patch.ts";
 import { listFiles } from "../lib/hash.ts";
 import { treeView, verifyView } from "./patch.ts";
-import { syntaxCheck } from "./syntax.ts";
+import { parseErrors, syntaxCheck } from "./syntax.ts";
 
 export interface GateInput {
   dir: string;
@@ -25,7 +25,11 @@ export interface GateOutcome {
 
 /**
  * Every patch's verify on its targets, its verifyTree over the whole tree (its property in every
- * file, including files no patch touched), `node --check` of each changed file, and the file list.
+ * file, including files no patch touched), a syntax check of each changed file (server and hook
+ * JS compiled by the Node that runs them; client sources, which the bundler compiles, parsed by
+ * TypeScript for syntax errors only), and the file list. Runs before the client build: the list
+ * is of the staged tree, client sources and their maps included (the client step replaces them
+ * with client/dist).
  */
 export function assertGeneratedTree(input: GateInput): GateOutcome {
   const problems: string[] = [];
@@ -54,8 +58,11 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
     for (const line of patch.reportTree?.(tree) ?? []) notes.push(`[${patch.id}] whole tree: ${line}`);
   }
 
-  const scripts = [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f));
+  const changed = [...input.patchedFiles, ...input.addedFiles];
+  const scripts = changed.filter((f) => !isClientFile(f) && /\.(c?js)$/.test(f));
   problems.push(...syntaxCheck(input.nodeBinary, scripts.map((rel) => ({ rel, abs: path.join(input.dir, rel) }))));
+  const clientSources = changed.filter((f) => isClientFile(f) && /\.(tsx?|jsx?|mjs)$/.test(f));
+  problems.push(...parseErrors(clientSources.map((rel) => ({ rel, text: readFileSync(path.join(input.dir, rel), "utf8") }))));
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);
   const actual = listFiles(input.dir);

@@ -1,11 +1,12 @@
-// Step 3: run the patches in their declared order over the materialized tree.
+// The patch engine: parse and tree views, applying one patch to one text, running the patches in
+// their declared order over the materialized tree (server and client sources), and the source maps.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 import MagicString, { type SourceMap } from "magic-string";
 import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
-import type { Patch, PatchFile, TreeView, VerifyFile } from "../../patches/define-patch.ts";
+import { type Patch, type PatchFile, type TreeView, type VerifyFile } from "../../patches/define-patch.ts";
 import { recordAnchors } from "../../patches/lib/anchors.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
@@ -40,10 +41,21 @@ const project = new Project({
 });
 let parseCount = 0;
 
-/** Parse JS text into a throwaway ts-morph SourceFile (locating only, no type-check). */
-export function parseJs(filePath: string, text: string): SourceFile {
-  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
+/** How a source file is parsed, by its extension (.tsx TSX, .ts TS, .jsx JSX, anything else JS). */
+export function scriptKindOf(filePath: string): ScriptKind {
+  if (filePath.endsWith(".tsx")) return ScriptKind.TSX;
+  if (filePath.endsWith(".ts") || filePath.endsWith(".mts") || filePath.endsWith(".cts")) return ScriptKind.TS;
+  if (filePath.endsWith(".jsx")) return ScriptKind.JSX;
+  return ScriptKind.JS;
 }
+
+/** Parse source text into a throwaway ts-morph SourceFile, by extension (locating only, no type-check). */
+export function parseSource(filePath: string, text: string): SourceFile {
+  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: scriptKindOf(filePath) });
+}
+
+/** Parse JS text (or TS/TSX by the path's extension; see parseSource). */
+export const parseJs = parseSource;
 
 // The engine parses the same text several times (verify before, apply, verify after, the gate's
 // whole-tree view of files no patch touched, the fingerprints, and the next ref of a drift run, whose
@@ -61,7 +73,7 @@ function parseCached(filePath: string, text: string): SourceFile {
     parsed.set(key, hit);
     return hit;
   }
-  const sf = parseJs(filePath, text);
+  const sf = parseSource(filePath, text);
   parsed.set(key, sf);
   if (parsed.size > PARSE_CACHE_MAX) {
     parsed.delete(parsed.keys().next().value!);
@@ -101,7 +113,9 @@ export function memoryTreeView(files: Record<string, string>, added: string[] = 
 }
 
 function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
-  const jsFiles = [...new Set(paths)].filter((f) => /\.[cm]?js$/.test(f)).sort();
+  const unique = [...new Set(paths)].sort();
+  const jsFiles = unique.filter((f) => /\.[cm]?js$/.test(f));
+  const clientFiles = unique.filter((f) => f.startsWith(CLIENT_SOURCES) && /\.(tsx?|jsx?)$/.test(f) && !f.includes("/__tests__/"));
   const texts = new Map<string, string>();
   const views = new Map<string, VerifyFile>();
   const text = (f: string): string => {
@@ -111,6 +125,7 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
   };
   return {
     jsFiles,
+    clientFiles,
     text,
     file(f) {
       let v = views.get(f);
@@ -121,6 +136,9 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     isAdded: (f) => added.has(f) || OUR_RUNTIME_HEADER.test(text(f)),
   };
 }
+
+/** Where a client patch's whole-tree check looks (TreeView.clientFiles). */
+const CLIENT_SOURCES = "client/src/";
 
 const OUR_RUNTIME_HEADER = /^(?:"use strict";\s*)?(?:\/\/|\/\*\*?)\s*\[patch:[a-z0-9-]+\]/;
 

@@ -1,4 +1,4 @@
-// Step 5: record what went in and what came out, so a rebuild can be skipped and a hand edit caught.
+// The build stamp: what went in and what came out, so a rebuild can be skipped and a hand edit caught.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Patch } from "../../patches/define-patch.ts";
@@ -38,7 +38,8 @@ export interface BuildStamp {
 
 /** What a build puts in besides the patched sources. */
 export interface BuildShape {
-  client: string | null;
+  /** Whether client/dist is built (the stamp then records its cache key). */
+  client: boolean;
   install: boolean;
 }
 
@@ -47,7 +48,6 @@ export function diffShape(stamp: BuildStamp, want: BuildShape): string[] {
   const out: string[] = [];
   if (!want.client && stamp.client) out.push("the stamp includes the built client, this build is --no-client");
   if (want.client && !stamp.client) out.push("the stamp has no built client");
-  if (want.client && stamp.client && stamp.client.inputHash !== want.client) out.push("the client's inputs (sources, lockfile, Node version) changed since the stamp");
   if (want.install !== !!stamp.runtimeDeps) out.push(want.install ? "the stamp has no runtime deps installed" : "the stamp includes runtime deps, this build is --no-install");
   return out;
 }

@@ -1,7 +1,10 @@
-// Syntax check of many files in one Node process (a spawn of `node --check` per file costs ~50 ms
+// Syntax checks. Server and hook JS: many files in one Node process (a spawn of `node --check` per file costs ~50 ms
 // each). Each file is compiled the way the CommonJS loader compiles it (vm.compileFunction with
 // the module wrapper's parameters), by the Node that will run the tree, and never executed.
+// Client sources (TS/TSX/JS, compiled by the client's bundler): TypeScript's syntactic
+// diagnostics, no type-check.
 import { spawnSync } from "node:child_process";
+import { ts } from "ts-morph";
 
 const CHECKER = `
 const fs = require("node:fs"), vm = require("node:vm");
@@ -23,4 +26,17 @@ export function syntaxCheck(nodeBinary: string, files: { rel: string; abs: strin
   const r = spawnSync(nodeBinary, ["-e", CHECKER], { input: JSON.stringify(files.map((f) => [f.rel, f.abs])), encoding: "utf8" });
   if (r.status !== 0) return [`syntax: the checker (${nodeBinary}) failed: ${(r.stderr || "").trim().split("\n").slice(-3).join(" | ")}`];
   return (JSON.parse(r.stdout) as string[]).map((p) => `syntax: ${p}`);
+}
+
+/** One problem line per client source that does not parse (`syntax: <file>: <message> (line:col)`). */
+export function parseErrors(files: { rel: string; text: string }[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    const { diagnostics = [] } = ts.transpileModule(f.text, { fileName: f.rel, reportDiagnostics: true, compilerOptions: { jsx: ts.JsxEmit.Preserve, allowJs: true, noLib: true, noResolve: true, isolatedModules: false } });
+    for (const d of diagnostics) {
+      const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : null;
+      out.push(`syntax: ${f.rel}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}${at ? ` (line ${at.line + 1}:${at.character + 1})` : ""}`);
+    }
+  }
+  return out;
 }
