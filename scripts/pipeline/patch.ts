@@ -184,18 +184,21 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string, o
 }
 
 // A patch is a pure function of its input text, and releases share many files (a drift run over 12
-// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes.
-const applied = new Map<string, { out: TextPatchOutcome; anchors: number[] }>();
+// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes, per patch
+// object (two patches with one id, e.g. an edited one in a test, never share an outcome).
+const applied = new WeakMap<Patch, Map<string, { out: TextPatchOutcome; anchors: number[] }>>();
 const APPLY_CACHE_MAX = 64;
 
 function applyMemo(patch: Patch, filePath: string, text: string): { out: TextPatchOutcome; anchors: number[] } {
-  const key = `${patch.id}\0${filePath}\0${text}`;
-  const hit = applied.get(key);
+  let memo = applied.get(patch);
+  if (!memo) applied.set(patch, (memo = new Map()));
+  const key = `${filePath}\0${text}`;
+  const hit = memo.get(key);
   if (hit) return hit;
   const anchors: number[] = [];
   const value = { out: applyPatchToText(patch, filePath, text, (n) => anchors.push(n.getStart())), anchors };
-  applied.set(key, value);
-  if (applied.size > APPLY_CACHE_MAX) applied.delete(applied.keys().next().value!);
+  memo.set(key, value);
+  if (memo.size > APPLY_CACHE_MAX) memo.delete(memo.keys().next().value!);
   return value;
 }
 
