@@ -8,7 +8,7 @@ import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import { build, BuildError, check } from "./pipeline/build.ts";
 import { lazyPatches } from "./pipeline/patch-set.ts";
-import { StepError } from "./pipeline/run-logged.ts";
+import { CommandError } from "./pipeline/run-logged.ts";
 
 const HELP = `Usage: npm run build -- [flags]
 
@@ -146,7 +146,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof StepError) {
+    if (err instanceof CommandError) {
       console.error(chalk.red(`error: ${err.message}`));
       console.error(`last lines of ${path.relative(repoRoot, err.logFile)}:`);
       for (const line of err.tail) console.error(`  | ${line}`);

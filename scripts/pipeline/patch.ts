@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
+import { structuredPatch } from "diff";
 import MagicString, { type SourceMap } from "magic-string";
 import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
 import { type Patch, type PatchFile, type TreeView, type VerifyFile } from "../../patches/define-patch.ts";
@@ -285,7 +286,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         continue;
       }
       added.set(file, content);
-      results.push({ patch: patch.id, file, action: "applied", additions: content.split("\n").length, deletions: 0, before: "", after: content });
+      results.push({ patch: patch.id, file, action: "applied", ...lineDelta("", content), before: "", after: content });
     }
   }
 
@@ -369,18 +370,19 @@ function failure(patch: Patch, file: string, error: string): PatchResult {
   return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, error };
 }
 
-/** Lines added/removed between two texts (multiset difference; cheap and good enough for a summary). */
-function lineDelta(before: string, after: string): { additions: number; deletions: number } {
+/**
+ * Lines added and removed between two texts, counted from the same line diff as the review
+ * report's hunk (report.ts), so the "+a -d" above a hunk always equals the hunk's own lines.
+ */
+export function lineDelta(before: string, after: string): { additions: number; deletions: number } {
   if (before === after) return { additions: 0, deletions: 0 };
-  const count = new Map<string, number>();
-  for (const l of before.split("\n")) count.set(l, (count.get(l) ?? 0) + 1);
   let additions = 0;
-  for (const l of after.split("\n")) {
-    const n = count.get(l) ?? 0;
-    if (n > 0) count.set(l, n - 1);
-    else additions++;
-  }
   let deletions = 0;
-  for (const n of count.values()) deletions += n;
+  for (const hunk of structuredPatch("a", "b", before, after, "", "", { context: 0 }).hunks) {
+    for (const l of hunk.lines) {
+      if (l[0] === "+") additions++;
+      else if (l[0] === "-") deletions++;
+    }
+  }
   return { additions, deletions };
 }

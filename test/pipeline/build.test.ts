@@ -94,16 +94,16 @@ describe("build", () => {
     expect(check({ out, stamp: `${out}.stamp.json`, upstream: drifted, patches: [toyPatch] }).ok).toBe(true);
   });
 
-  it("a PatchSet is loaded only when the build is not a no-op; a new fingerprint (patch sources changed) loads and rebuilds", async () => {
+  it("a PatchSet is loaded only when the build is not a no-op; a new sources hash (patch sources changed) loads and rebuilds", async () => {
     const up = makeToyUpstream();
     const out = path.join(tmp("out-"), "agent-monitor");
     let loads = 0;
-    const set = (fingerprint: string, patch = toyPatch) => ({ fingerprint, load: async () => (loads++, [patch]) });
+    const set = (sourcesHash: string, patch = toyPatch) => ({ sourcesHash, load: async () => (loads++, [patch]) });
     const fp = `test-${process.pid}-${Date.now()}`;
     expect((await toyBuild(up, out, { patches: set(fp) })).status).toBe("built");
     expect(loads).toBe(1);
     expect((await toyBuild(up, out, { patches: set(fp) })).status).toBe("up-to-date");
-    expect(loads).toBe(1); // the hashes were remembered under the fingerprint
+    expect(loads).toBe(1); // the hashes were remembered under the sources hash
     const changed = { ...toyPatch, description: "changed" };
     const r = await toyBuild(up, out, { patches: set(`${fp}-edited`, changed) });
     expect(loads).toBe(2);

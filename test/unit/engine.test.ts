@@ -2,10 +2,20 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
-import { applyPatchToText, runPatches } from "../../scripts/pipeline/patch.ts";
+import { createTwoFilesPatch } from "diff";
+import { applyPatchToText, lineDelta, runPatches } from "../../scripts/pipeline/patch.ts";
 import { makeToyUpstream, TOY_DB, toyPatch } from "../support/toy.ts";
 
 describe("patch engine", () => {
+  it("counts +/- lines as the review hunk shows them, a moved line included", () => {
+    const before = "a\nb\nc\n";
+    const after = "b\na\nc\nd\n";
+    const hunk = createTwoFilesPatch("a/f", "b/f", before, after).split("\n").slice(4);
+    const shown = { additions: hunk.filter((l) => l.startsWith("+")).length, deletions: hunk.filter((l) => l.startsWith("-")).length };
+    expect(shown).toEqual({ additions: 2, deletions: 1 });
+    expect(lineDelta(before, after)).toEqual(shown);
+  });
+
   it("applies a patch, marks the edit, and re-applying is a no-op", () => {
     const first = applyPatchToText(toyPatch, "server/db.js", TOY_DB);
     expect(first.action).toBe("applied");
