@@ -10,6 +10,7 @@ import { chalk } from "zx";
 import { UserError } from "./errors.ts";
 import { ensureNode22 } from "./node22.ts";
 import { defaultOutDir, repoRoot } from "./paths.ts";
+import type { BuildEvent } from "../pipeline/build.ts";
 
 export const DEFAULT_PORT = 4820;
 /** Default --data-dir of npm start (git-ignored). */
@@ -217,24 +218,28 @@ function lastLine(text: string): string {
 /**
  * The tree to run: --tree as given, else .generated/agent-monitor through the build (a no-op when
  * the stamp matches, which loads neither the patches nor npm). The build's lines are held back
- * until it turns out to have work (the fetch line and "up to date" alone are not), then shown live.
+ * until it turns out to have work (a step after fetch starts), then shown live.
  */
 export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; log: (line: string) => void }): Promise<string> {
   if (opts.tree) return opts.tree;
-  const { build } = await import("../pipeline/build.ts");
+  const { build, renderEvent } = await import("../pipeline/build.ts");
   const { lazyPatches } = await import("../pipeline/patch-set.ts");
   const held: string[] = [];
   let live = false;
-  const log = (line: string) => {
-    if (live) return opts.log(line);
-    held.push(line);
-    if (/^\[1\/\d+\] fetch\b/.test(line) || line.startsWith("up to date")) return;
-    live = true;
-    opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (out of date or missing):`);
-    for (const l of held.splice(0)) opts.log(l);
+  const show = (line: string) => (live ? opts.log(line) : held.push(line));
+  const onEvent = (e: BuildEvent) => {
+    // Any step after fetch means the build has work: from then on, everything is shown live.
+    if (!live && e.type === "step-start" && e.index > 1) {
+      live = true;
+      opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (out of date or missing):`);
+      for (const l of held.splice(0)) opts.log(l);
+    }
+    const line = renderEvent(e);
+    if (line !== null) show(line);
   };
+  const log = show;
   const t0 = performance.now();
-  const outcome = await build({ upstream: opts.upstream, patches: lazyPatches(), log });
+  const outcome = await build({ upstream: opts.upstream, patches: lazyPatches(), log, onEvent });
   if (outcome.status === "built") opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   return outcome.outDir;
 }

@@ -325,7 +325,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     const stamp = need(ctx.stamp, "stamp");
     swapIntoPlace(need(ctx.staging, "staging"), ctx.outDir);
     if (opts.report !== false) writeFileSync(`${ctx.outDir}.patches.diff`, ctx.report ?? "");
-    if (ctx.installed) writeManifest(ctx.outDir, ctx.installed.manifest);
+    if (ctx.installed) writeManifest(ctx.outDir, ctx.installed.manifest, ctx.installed.hash);
     else rmSync(manifestFile(ctx.outDir), { force: true });
     writeStamp(ctx.stampFile!, stamp);
     const { installed } = ctx;
