@@ -282,6 +282,23 @@ export const BUILD_STEPS: readonly BuildStep[] = [
   },
 ];
 
+/** When a step runs, in words, from its `when` (for --help and the README). */
+export function stepRuns(step: BuildStep): string {
+  const base: BuildOptions = { patches: [] };
+  const off = [
+    [{ client: false }, "--no-client"],
+    [{ client: "sources" }, 'client: "sources" (drift)'],
+    [{ install: false }, "--no-install"],
+  ] as const;
+  const skippedBy = off.filter(([o]) => !step.when({ ...base, ...o })).map(([, label]) => label);
+  return skippedBy.length === 0 ? "always" : `not with ${skippedBy.join(" or ")}`;
+}
+
+/** The step table (markdown): README.md carries it between `<!-- build-steps -->` markers, a test keeps it current. */
+export function stepTable(): string {
+  return ["| # | step | runs | what it does |", "|---|---|---|---|", ...BUILD_STEPS.map((s, i) => `| ${i + 1} | ${s.name} | ${stepRuns(s)} | ${s.description} |`)].join("\n");
+}
+
 /** The steps that run for these options, in order. */
 export const stepsFor = (opts: BuildOptions): BuildStep[] => BUILD_STEPS.filter((s) => s.when(opts));
 
