@@ -154,7 +154,7 @@ main().then(
       console.error(chalk.red(`error: ${err.message}`));
     } else if (err instanceof BuildError) {
       console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));
-      for (const p of err.problems) console.error(`  - ${p}`);
+      for (const p of err.lines) console.error(`  - ${p}`);
       if (err.step === "patch") console.error("A patch target moved upstream: update the patch (npm run drift shows which releases it holds on).");
       if (err.step.startsWith("review")) console.error("Upstream changed around these anchors: review the patches against it, then rebuild without --strict to record the new fingerprints.");
     } else {

@@ -6,6 +6,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { chalk } from "zx";
 import type { Patch } from "../patches/define-patch.ts";
+import { type Problem, renderProblem } from "../patches/lib/errors.ts";
 import { patches as allPatches } from "../patches/index.ts";
 import { UserError } from "./lib/errors.ts";
 import { cacheDir, repoRoot } from "./lib/paths.ts";
@@ -52,17 +53,15 @@ export interface DriftOptions {
 
 export const driftWorkDir = path.join(cacheDir, "drift");
 
-const ownedBy = (line: string) => /^\[([a-z-]+)\]/.exec(line)?.[1];
-
 /** One patch's cell from its results, the gate's problems and the re-review notes. */
-function cell(patch: Patch, results: PatchResult[], gateProblems: string[], reviews: ReviewNote[]): DriftCell {
+function cell(patch: Patch, results: PatchResult[], gateProblems: Problem[], reviews: ReviewNote[]): DriftCell {
   const mine = results.filter((r) => r.patch === patch.id);
   const failed = mine.find((r) => r.action === "failed");
-  if (failed) return { status: "failed", reason: oneLine(failed.error ?? "failed") };
-  const gate = gateProblems.find((p) => ownedBy(p) === patch.id);
-  if (gate) return { status: "failed", reason: oneLine(`gate: ${gate}`) };
+  if (failed) return { status: "failed", reason: failed.problem ? oneLine(failed.problem) : "failed" };
+  const gate = gateProblems.find((p) => p.patch === patch.id);
+  if (gate) return { status: "failed", reason: `gate: ${oneLine(gate)}` };
   const skipped = mine.find((r) => r.action === "skipped");
-  if (skipped) return { status: "skipped", reason: /skipped \(needs [a-z-]+\)/.exec(skipped.error ?? "")?.[0] ?? "skipped" };
+  if (skipped) return { status: "skipped", reason: skipped.needs ? `skipped (needs ${skipped.needs})` : "skipped" };
   const review = reviews.filter((r) => r.patch === patch.id);
   if (review.length > 0) return { status: "re-review", reason: review.map((r) => `${r.file} ${r.function}: ${r.summary}`).join("; ") };
   if (mine.length === 0) return { status: "skipped", reason: "not run (an earlier step failed)" };
@@ -74,8 +73,9 @@ function cell(patch: Patch, results: PatchResult[], gateProblems: string[], revi
   return { status: "absent", reason: "no target file in this release" };
 }
 
-function oneLine(s: string): string {
-  const first = s.split("\n")[0].replace(/^\[[a-z-]+\] /, "");
+/** A problem as a cell's reason: its first line, without the patch (the row names it), at most 300 characters. */
+function oneLine(p: Problem): string {
+  const first = renderProblem({ ...p, patch: undefined }).split("\n")[0];
   return first.length > 300 ? `${first.slice(0, 297)}...` : first;
 }
 
@@ -87,10 +87,10 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
   const out = path.join(work, ref.replace(/[^A-Za-z0-9._-]/g, "_"), "agent-monitor");
   const t0 = performance.now();
   const col: DriftColumn = { ref, label: ref, commit: pin.releases[ref] ?? (/^[0-9a-f]{40}$/.test(ref) ? ref : null), cells: {}, errors: [], reviews: [], ms: 0 };
-  const fill = (results: PatchResult[], gateProblems: string[], reviews: ReviewNote[]) => {
+  const fill = (results: PatchResult[], gateProblems: Problem[], reviews: ReviewNote[]) => {
     col.reviews = reviews;
     for (const p of patches) col.cells[p.id] = cell(p, results, gateProblems, reviews);
-    col.errors.push(...gateProblems.filter((g) => !patches.some((p) => ownedBy(g) === p.id)));
+    col.errors.push(...gateProblems.filter((g) => !patches.some((p) => g.patch === p.id)).map(renderProblem));
   };
   try {
     const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: "sources", install: false, report: false }); // verdicts only: client sources patched and gated but not built, no npm install or review diff per ref

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { isClientPatch, type Patch } from "../../patches/define-patch.ts";
+import { type Problem, renderProblem } from "../../patches/lib/errors.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
@@ -78,16 +79,20 @@ export interface BuildOutcome {
   installed?: Omit<Installed, "manifest">;
 }
 
-/** A build failure with everything that went wrong, one line each. */
+/** A build failure with everything that went wrong, as data (`lines`: one rendered line each). */
 export class BuildError extends Error {
   constructor(
     readonly step: string,
-    readonly problems: string[],
+    readonly problems: Problem[],
     readonly results: PatchResult[] = [],
     readonly reviews: ReviewNote[] = [],
   ) {
-    super(`${step} failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super(`${step} failed:\n${problems.map((p) => `  - ${renderProblem(p)}`).join("\n")}`);
     this.name = "BuildError";
+  }
+
+  get lines(): string[] {
+    return this.problems.map(renderProblem);
   }
 }
 
@@ -209,8 +214,8 @@ export const BUILD_STEPS: readonly BuildStep[] = [
       if (!patched.ok) {
         const at = ` (upstream: ${describeUpstream(upstream)})`;
         // Causes first; the patches that could not run because of them after, as "skipped (needs …)".
-        const failed = patched.results.filter((r) => r.action === "failed").map((r) => r.error! + at);
-        const skipped = patched.results.filter((r) => r.action === "skipped").map((r) => r.error!);
+        const failed = patched.results.filter((r) => r.action === "failed").map((r) => ({ ...r.problem!, message: r.problem!.message + at }));
+        const skipped = patched.results.filter((r) => r.action === "skipped").map((r) => r.problem!);
         throw new BuildError("patch", [...failed, ...skipped], patched.results, ctx.reviews);
       }
       const clientPatches = patches.filter(isClientPatch).length;
@@ -234,7 +239,7 @@ export const BUILD_STEPS: readonly BuildStep[] = [
         nodeBinary: ctx.node,
       }));
       if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, ctx.reviews);
-      if (ctx.opts.strict && ctx.reviews.length > 0) throw new BuildError("review (--strict)", ctx.reviews.map((r) => r.line), patched.results, ctx.reviews);
+      if (ctx.opts.strict && ctx.reviews.length > 0) throw new BuildError("review (--strict)", ctx.reviews.map((r) => ({ message: r.line })), patched.results, ctx.reviews);
       return `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${gate.problems.length} problems`;
     },
   },

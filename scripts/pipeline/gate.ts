@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { isClientFile, type Patch } from "../../patches/define-patch.ts";
+import type { Problem } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
 import { treeView, verifyView } from "./patch.ts";
 import { parseErrors, syntaxCheck } from "./syntax.ts";
@@ -18,7 +19,7 @@ export interface GateInput {
 }
 
 export interface GateOutcome {
-  problems: string[];
+  problems: Problem[];
   /** What was checked, for the log (e.g. connection sites). */
   notes: string[];
 }
@@ -32,7 +33,7 @@ export interface GateOutcome {
  * with client/dist).
  */
 export function assertGeneratedTree(input: GateInput): GateOutcome {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const notes: string[] = [];
 
   for (const patch of input.patches) {
@@ -42,11 +43,11 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
       try {
         text = readFileSync(path.join(input.dir, target), "utf8");
       } catch {
-        problems.push(`[${patch.id}] ${target}: missing from the generated tree`);
+        problems.push({ patch: patch.id, file: target, message: "missing from the generated tree" });
         continue;
       }
       const view = verifyView(target, text);
-      for (const p of patch.verify(view)) problems.push(`[${patch.id}] ${target}: ${p}`);
+      for (const message of patch.verify(view)) problems.push({ patch: patch.id, file: target, message });
       for (const line of patch.report?.(view) ?? []) notes.push(`[${patch.id}] ${line}`);
     }
   }
@@ -54,7 +55,7 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
   const tree = treeView(input.dir, { added: input.addedFiles });
   for (const patch of input.patches) {
     if (!patch.verifyTree) continue;
-    for (const p of patch.verifyTree(tree)) problems.push(`[${patch.id}] whole tree: ${p}`);
+    for (const message of patch.verifyTree(tree)) problems.push({ patch: patch.id, file: "whole tree", message });
     for (const line of patch.reportTree?.(tree) ?? []) notes.push(`[${patch.id}] whole tree: ${line}`);
   }
 
@@ -66,8 +67,8 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);
   const actual = listFiles(input.dir);
-  for (const f of actual) if (!expected.has(f)) problems.push(`file list: ${f} is neither upstream's nor a declared addition`);
+  for (const f of actual) if (!expected.has(f)) problems.push({ file: "file list", message: `${f} is neither upstream's nor a declared addition` });
   const actualSet = new Set(actual);
-  for (const f of expected) if (!actualSet.has(f)) problems.push(`file list: ${f} is missing from the generated tree`);
+  for (const f of expected) if (!actualSet.has(f)) problems.push({ file: "file list", message: `${f} is missing from the generated tree` });
   return { problems, notes };
 }

@@ -9,7 +9,7 @@ import MagicString, { type SourceMap } from "magic-string";
 import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
 import { type Patch, type PatchFile, type TreeView, type VerifyFile } from "../../patches/define-patch.ts";
 import { recordAnchors } from "../../patches/lib/anchors.ts";
-import { PatchTargetError } from "../../patches/lib/errors.ts";
+import { lineRef, PatchTargetError, type Problem } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
 import { collectUnits, type Fingerprints, unitAt } from "./fingerprint.ts";
 
@@ -25,7 +25,10 @@ export interface PatchResult {
   /** Unified-diff inputs for the review report (text before and after this patch). */
   before?: string;
   after?: string;
-  error?: string;
+  /** For "failed" and "skipped": what went wrong (renderProblem makes it a line). */
+  problem?: Problem;
+  /** For "skipped": the prerequisite patch that failed. */
+  needs?: string;
   /** For "already-satisfied": the part upstream already does. */
   note?: string;
   /** The file is not a declared target: the patch's discover() found it in the tree. */
@@ -179,7 +182,7 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string, o
   const map = edit.generateMap({ source: filePath, hires: "boundary", includeContent: true });
   if (problems.length > 0) {
     // The lines are the patched text's: carry the map so runPatches can name upstream's line too.
-    throw Object.assign(new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`), { map });
+    throw new VerifyFailure(patch.id, filePath, problems, map);
   }
   return { action: "applied", text: out, map, satisfied };
 }
@@ -236,7 +239,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
     if (missing) {
       blocked.add(patch.id);
       for (const file of [...patch.targets, ...(patch.optionalTargets ?? []), ...Object.keys(patch.adds ?? {})]) {
-        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, error: `[${patch.id}] ${file}: skipped (needs ${missing})` });
+        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, problem: { patch: patch.id, file, message: `skipped (needs ${missing})` }, needs: missing });
       }
       continue;
     }
@@ -251,7 +254,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
           continue;
         }
         if (!existsSync(abs)) {
-          results.push(failure(patch, target, `[${patch.id}] ${target}: target file is missing from upstream. Moved or deleted upstream?`));
+          results.push(failure(patch, target, "target file is missing from upstream. Moved or deleted upstream?"));
           continue;
         }
         const text = readFileSync(abs, "utf8");
@@ -274,15 +277,14 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         for (const note of out.satisfied) results.push({ patch: patch.id, file: target, action: "already-satisfied", additions: 0, deletions: 0, note, ...found });
         results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text, ...found });
       } catch (err) {
-        const own = (err as { map?: SourceMap }).map;
-        results.push(failure(patch, target, upstreamLines((err as Error).message, [...(maps.get(target) ?? []), ...(own ? [own] : [])])));
+        results.push({ ...failure(patch, target, ""), problem: targetFailure(patch, target, err, maps.get(target)) });
       }
     }
     if (results.some((r) => r.patch === patch.id && r.action === "failed")) blocked.add(patch.id);
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
       const abs = path.join(root, file);
       if (existsSync(abs) || added.has(file)) {
-        results.push(failure(patch, file, `[${patch.id}] ${file}: declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition.`));
+        results.push(failure(patch, file, "declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition."));
         continue;
       }
       added.set(file, content);
@@ -308,18 +310,48 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok, fingerprints };
 }
 
+/** apply() ran but the patch's verify() still finds problems in the output (whose lines they name, hence the map). */
+export class VerifyFailure extends Error {
+  constructor(
+    readonly patchId: string,
+    readonly file: string,
+    readonly problems: string[],
+    readonly map: SourceMap,
+  ) {
+    super(`[${patchId}] ${file}: applied, but verify still fails: ${problems.join("; ")}`);
+    this.name = "VerifyFailure";
+  }
+}
+
 /**
- * A patch sees the output of the patches before it, so the lines its errors name are lines of
- * that intermediate text. Name upstream's line too, through the maps of the earlier edits.
+ * What went wrong applying `patch` to `file`, as a Problem. A patch sees the output of the patches
+ * before it, so the lines it names are lines of that intermediate text: name upstream's line too,
+ * through the maps of the earlier edits. A locator miss's nearest candidate is data (its line is
+ * mapped as a number); only the free text a patch writes itself (its verify findings, a detail)
+ * is annotated where it says "line N", the patches' convention (frame() in patches/lib/find.ts).
  */
-function upstreamLines(message: string, earlier: SourceMap[] | undefined): string {
-  if (!earlier?.length) return message;
+function targetFailure(patch: Patch, file: string, err: unknown, earlier: SourceMap[] = []): Problem {
+  if (err instanceof PatchTargetError) {
+    const toUpstream = upstreamLineOf(earlier);
+    return err.problem(err.nearest && toUpstream ? toUpstream(err.nearest.line) : undefined, annotateLines(err.detail, toUpstream));
+  }
+  if (err instanceof VerifyFailure) {
+    const toUpstream = upstreamLineOf([...earlier, err.map]);
+    return { patch: patch.id, file, message: `applied, but verify still fails: ${err.problems.map((p) => annotateLines(p, toUpstream)).join("; ")}` };
+  }
+  return { patch: patch.id, file, message: annotateLines((err as Error).message, upstreamLineOf(earlier)) };
+}
+
+/** A line of the patched text -> upstream's line (null: an earlier patch wrote it); undefined when no edit came before. */
+function upstreamLineOf(earlier: SourceMap[]): ((line: number) => number | null) | undefined {
+  if (earlier.length === 0) return undefined;
   const trace = composedTrace(earlier);
-  return message.replace(/\bline (\d+)(?!\s*\(upstream)/g, (whole, n: string) => {
-    const pos = originalPositionFor(trace, { line: Number(n), column: 0 });
-    if (pos.line === null) return `${whole} (a line an earlier patch added)`;
-    return pos.line === Number(n) ? whole : `${whole} (upstream line ${pos.line})`;
-  });
+  return (line) => originalPositionFor(trace, { line, column: 0 }).line;
+}
+
+function annotateLines(text: string, toUpstream: ((line: number) => number | null) | undefined): string {
+  if (!toUpstream) return text;
+  return text.replace(/\bline (\d+)(?!\s*\(upstream)/g, (_whole, n: string) => lineRef(Number(n), toUpstream(Number(n))));
 }
 
 function composedTrace(earlier: SourceMap[]): TraceMap {
@@ -366,8 +398,8 @@ function lineStarts(text: string): number[] {
   return starts;
 }
 
-function failure(patch: Patch, file: string, error: string): PatchResult {
-  return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, error };
+function failure(patch: Patch, file: string, message: string): PatchResult {
+  return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, problem: { patch: patch.id, file, message } };
 }
 
 /**

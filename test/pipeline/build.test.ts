@@ -87,7 +87,7 @@ describe("build", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(BuildError);
-    expect((err as BuildError).problems).toEqual([
+    expect((err as BuildError).lines).toEqual([
       '[toy-busy-timeout] server/db.js: expected 1 call db.pragma("journal_mode = WAL", …) but found 0. Nearest candidate: line 2: db.pragma("journal_mode = DELETE"). Renamed or removed upstream? (upstream: plain directory (no commit))',
     ]);
     expect(readFileSync(path.join(out, "server/db.js"), "utf8")).toBe(before);
@@ -119,7 +119,7 @@ describe("build", () => {
     const err = await toyBuild(makeToyUpstream(), out, { patches: [broken] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildError);
     expect((err as BuildError).step).toBe("gate");
-    expect((err as BuildError).problems.join("\n")).toMatch(/^syntax: server\/db\.js: .*SyntaxError/m);
+    expect((err as BuildError).lines.join("\n")).toMatch(/^syntax: server\/db\.js: .*SyntaxError/m);
     expect(existsSync(out)).toBe(false);
   });
 

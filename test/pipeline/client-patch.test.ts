@@ -11,7 +11,7 @@ import { definePatch, isClientPatch, marker, type VerifyFile } from "../../patch
 import { findAll, findOne } from "../../patches/lib/find.ts";
 import { PatchTargetError } from "../../patches/lib/errors.ts";
 import { fixtureUpstreamDir, repoRoot } from "../../scripts/lib/paths.ts";
-import { build } from "../../scripts/pipeline/build.ts";
+import { build, BuildError } from "../../scripts/pipeline/build.ts";
 import { applyPatchToText, memoryTreeView } from "../../scripts/pipeline/patch.ts";
 
 const PAGE = "client/src/pages/Sessions.tsx";
@@ -131,6 +131,7 @@ describe("client patches", () => {
     const broken = toyClientPatch(") => {");
     const err = await build({ upstream: up, out, stamp: `${out}.stamp.json`, install: false, client: "sources", patches: [broken] }).catch((e: unknown) => e);
     expect((err as { step?: string }).step).toBe("gate");
-    expect((err as { problems: string[] }).problems.some((p) => p.startsWith(`syntax: ${PAGE}: `))).toBe(true);
+    expect((err as BuildError).problems.some((p) => p.check === "syntax" && p.file === PAGE)).toBe(true);
+    expect((err as BuildError).lines.some((p) => p.startsWith(`syntax: ${PAGE}: `))).toBe(true);
   });
 });
