@@ -2,6 +2,9 @@
 import type MagicString from "magic-string";
 import type { SourceFile } from "ts-morph";
 
+/** The one spelling, in prose (build log, drift matrix), of a part of a patch upstream already does (PatchFile.satisfied). */
+export const ALREADY_SATISFIED = "already satisfied by upstream";
+
 /** One upstream file as a patch sees it: the text, a parsed view to locate nodes, and an editor. */
 export interface PatchFile {
   /** Posix path relative to the tree root, e.g. "server/routes/hooks.js". */

@@ -3,6 +3,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { styleText } from "node:util";
+import { ALREADY_SATISFIED } from "../patches/define-patch.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
@@ -125,7 +126,7 @@ async function main(): Promise<number> {
   }
   if (!args.quiet) {
     for (const note of outcome.notes) log(`  ${note}`);
-    for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  already satisfied by upstream: [${r.patch}] ${r.file}: ${r.note}`);
+    for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  ${ALREADY_SATISFIED}: [${r.patch}] ${r.file}: ${r.note}`);
     log("");
     const { resultsTable } = await import("./pipeline/report.ts");
     log(resultsTable(outcome.results));
@@ -138,7 +139,7 @@ async function main(): Promise<number> {
   console.log(
     chalk.green(`built ${rel(outcome.outDir)} in ${secs}s`) +
       ` — upstream ${outcome.stamp.upstream.tag ?? outcome.stamp.upstream.commit ?? outcome.stamp.upstream.repository}, ` +
-      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} already satisfied by upstream` : ""}${outcome.reviews.length ? `, ${outcome.reviews.length} to re-review` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
+      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} ${ALREADY_SATISFIED}` : ""}${outcome.reviews.length ? `, ${outcome.reviews.length} to re-review` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
   );
   return 0;
 }

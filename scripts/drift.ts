@@ -5,7 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { chalk } from "zx";
-import type { Patch } from "../patches/define-patch.ts";
+import { ALREADY_SATISFIED, type Patch } from "../patches/define-patch.ts";
 import { type Problem, renderProblem } from "../patches/lib/errors.ts";
 import { patches as allPatches } from "../patches/index.ts";
 import { UserError } from "./lib/errors.ts";
@@ -17,7 +17,7 @@ import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import type { ReviewNote } from "./pipeline/fingerprint.ts";
 import type { PatchResult } from "./pipeline/patch.ts";
 
-export type CellStatus = "applied" | "already applied" | "already satisfied by upstream" | "re-review" | "failed" | "skipped" | "absent";
+export type CellStatus = "applied" | "already applied" | typeof ALREADY_SATISFIED | "re-review" | "failed" | "skipped" | "absent";
 
 export interface DriftCell {
   status: CellStatus;
@@ -66,9 +66,9 @@ function cell(patch: Patch, results: PatchResult[], gateProblems: Problem[], rev
   if (review.length > 0) return { status: "re-review", reason: review.map((r) => `${r.file} ${r.function}: ${r.summary}`).join("; ") };
   if (mine.length === 0) return { status: "skipped", reason: "not run (an earlier step failed)" };
   if (mine.some((r) => r.action === "applied")) {
-    return mine.some((r) => r.action === "already-satisfied") ? { status: "applied", reason: "part already satisfied by upstream" } : { status: "applied" };
+    return mine.some((r) => r.action === "already-satisfied") ? { status: "applied", reason: `part ${ALREADY_SATISFIED}` } : { status: "applied" };
   }
-  if (mine.some((r) => r.action === "already-satisfied")) return { status: "already satisfied by upstream" };
+  if (mine.some((r) => r.action === "already-satisfied")) return { status: ALREADY_SATISFIED };
   if (mine.some((r) => r.action === "already-applied")) return { status: "already applied" };
   return { status: "absent", reason: "no target file in this release" };
 }
@@ -140,7 +140,7 @@ function summarizeColumn(col: DriftColumn): string {
 const SHORT: Record<CellStatus, string> = {
   applied: "applied",
   "already applied": "already",
-  "already satisfied by upstream": "satisfied",
+  [ALREADY_SATISFIED]: "satisfied",
   "re-review": "re-review",
   failed: "FAILED",
   skipped: "skipped",
