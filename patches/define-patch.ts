@@ -2,12 +2,18 @@
 import type MagicString from "magic-string";
 import type { SourceFile } from "ts-morph";
 
+/** The one spelling, in prose (build log, drift matrix), of a part of a patch upstream already does (PatchFile.satisfied). */
+export const ALREADY_SATISFIED = "already satisfied by upstream";
+
 /** One upstream file as a patch sees it: the text, a parsed view to locate nodes, and an editor. */
 export interface PatchFile {
   /** Posix path relative to the tree root, e.g. "server/routes/hooks.js". */
   readonly path: string;
   readonly text: string;
-  /** ts-morph view of `text` (parsed lazily, allowJs, no type-check). Locate only; never manipulate. */
+  /**
+   * ts-morph view of `text` (parsed lazily, no type-check), parsed by extension: .tsx as TSX, .ts
+   * as TS, .jsx as JSX, .js/.cjs/.mjs as JS. Locate only; never manipulate.
+   */
   readonly ast: SourceFile;
   /** Edit through this (offsets are in `text`); the engine turns it into output and a source map. */
   readonly edit: MagicString;
@@ -29,6 +35,11 @@ export type VerifyFile = Omit<PatchFile, "edit" | "satisfied">;
 export interface TreeView {
   /** Every .js/.cjs/.mjs file of the tree (posix relative paths, sorted). */
   readonly jsFiles: string[];
+  /**
+   * Every .ts/.tsx/.js/.jsx file under client/src (sorted, __tests__ excluded): the client sources a
+   * client patch's verifyTree checks (e.g. every page). Empty when the build has no client sources.
+   */
+  readonly clientFiles: string[];
   text(path: string): string;
   file(path: string): VerifyFile;
   /** A file a patch added (our runtime code under server/patch-runtime/, opening with a `[patch:<id>]` comment), not upstream's. */
@@ -49,7 +60,12 @@ export interface Patch {
    * this patch is reported `skipped (needs <id>)` instead of failing on its missing anchors.
    */
   needs?: string[];
-  /** Upstream files the patch edits; each must be touched, or the build fails. */
+  /**
+   * Upstream files the patch edits; each must be touched, or the build fails. A patch whose targets
+   * are all under client/ (e.g. "client/src/pages/Sessions.tsx") is a client patch: it runs with the
+   * server patches, before the client is built from the patched sources, and is left out of a
+   * --no-client build (see isClientPatch).
+   */
   targets: string[];
   /** Files edited when the upstream release has them (added upstream later); absent ones are reported, not failed. */
   optionalTargets?: string[];
@@ -82,6 +98,15 @@ export interface Patch {
 export function definePatch(patch: Patch): Patch {
   return patch;
 }
+
+/** Files under client/ belong to upstream's web client (built by the client step), not to the server. */
+export const isClientFile = (file: string): boolean => file.startsWith("client/");
+
+/** A patch of the client's sources: every target (and optional target) is under client/. */
+export const isClientPatch = (patch: Patch): boolean => {
+  const files = [...patch.targets, ...(patch.optionalTargets ?? [])];
+  return files.length > 0 && files.every(isClientFile);
+};
 
 /** The comment placed at each edit so the output says which patch wrote what. */
 export function marker(id: string): string {

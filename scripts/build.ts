@@ -2,19 +2,20 @@
 // `npm run build`: fetch the pinned upstream, patch, gate, stamp. See --help.
 import path from "node:path";
 import { styleText } from "node:util";
+import { ALREADY_SATISFIED } from "../patches/define-patch.ts";
 import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
 import { UserError } from "./lib/errors.ts";
 import { repoRoot } from "./lib/paths.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
-import { build, BuildError, check } from "./pipeline/build.ts";
+import { build, BUILD_STEPS, BuildError, check } from "./pipeline/build.ts";
 import { lazyPatches } from "./pipeline/patch-set.ts";
-import { StepError } from "./pipeline/run-logged.ts";
+import { CommandError } from "./pipeline/run-logged.ts";
 
 export const BUILD_CLI = {
   command: "npm run build --",
   description: `Builds the patched Agent Monitor into .generated/agent-monitor/ and writes build-stamp.json.
-Steps: fetch -> materialize -> client -> patch -> gate -> install -> stamp (then an atomic swap
-into place). The output starts with Node 22: NODE_ENV=production node server/index.js`,
+Steps: ${BUILD_STEPS.map((s) => s.name).join(" -> ")} (then an atomic swap into place).
+The output starts with Node 22: NODE_ENV=production node server/index.js`,
   options: {
     upstream: option("<src>", `where to get upstream: a git URL, a local clone or bare mirror, or a plain
 directory (default: $${UPSTREAM_ENV}, else the URL in upstream.pin.json)`),
@@ -94,7 +95,7 @@ async function main(): Promise<number> {
   }
   if (!args.quiet) {
     for (const note of outcome.notes) log(`  ${note}`);
-    for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  already satisfied by upstream: [${r.patch}] ${r.file}: ${r.note}`);
+    for (const r of outcome.results.filter((x) => x.action === "already-satisfied")) log(`  ${ALREADY_SATISFIED}: [${r.patch}] ${r.file}: ${r.note}`);
     log("");
     const { resultsTable } = await import("./pipeline/report.ts");
     log(resultsTable(outcome.results));
@@ -107,7 +108,7 @@ async function main(): Promise<number> {
   console.log(
     chalk.green(`built ${rel(outcome.outDir)} in ${secs}s`) +
       ` — upstream ${outcome.stamp.upstream.tag ?? outcome.stamp.upstream.commit ?? outcome.stamp.upstream.repository}, ` +
-      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} already satisfied by upstream` : ""}${outcome.reviews.length ? `, ${outcome.reviews.length} to re-review` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
+      `${applied} edits applied, ${already} already applied${satisfied ? `, ${satisfied} ${ALREADY_SATISFIED}` : ""}${outcome.reviews.length ? `, ${outcome.reviews.length} to re-review` : ""}; stamp ${rel(outcome.stampFile)}; review ${rel(outcome.outDir)}.patches.diff`,
   );
   return 0;
 }
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
 if (isMain(import.meta.url)) main().then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof StepError) {
+    if (err instanceof CommandError) {
       console.error(chalk.red(`error: ${err.message}`));
       console.error(`last lines of ${path.relative(repoRoot, err.logFile)}:`);
       for (const line of err.tail) console.error(`  | ${line}`);
@@ -123,7 +124,7 @@ if (isMain(import.meta.url)) main().then(
       console.error(chalk.red(`error: ${err.message}`));
     } else if (err instanceof BuildError) {
       console.error(chalk.red(`build failed at ${err.step}; the previous output was left untouched:`));
-      for (const p of err.problems) console.error(`  - ${p}`);
+      for (const p of err.lines) console.error(`  - ${p}`);
       if (err.step === "patch") console.error("A patch target moved upstream: update the patch (npm run drift shows which releases it holds on).");
       if (err.step.startsWith("review")) console.error("Upstream changed around these anchors: review the patches against it, then rebuild without --strict to record the new fingerprints.");
     } else {

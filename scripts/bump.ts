@@ -135,7 +135,7 @@ export async function bump(opts: BumpOptions): Promise<BumpOutcome> {
   try {
     outcome = await build({ upstream, ref: to.tag, pin: to, out, stamp: stampPath, reviewed: stampPath, strict: opts.strict, force: true, patches, log: (l) => log(`  ${l}`) });
   } catch (err) {
-    if (err instanceof BuildError) throw new BumpRefused(`the build of ${to.tag} failed at ${err.step}; nothing was changed`, err.problems);
+    if (err instanceof BuildError) throw new BumpRefused(`the build of ${to.tag} failed at ${err.step}; nothing was changed`, err.lines);
     throw err;
   }
 

@@ -4,7 +4,8 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { chalk } from "zx";
-import type { Patch } from "../patches/define-patch.ts";
+import { ALREADY_SATISFIED, type Patch } from "../patches/define-patch.ts";
+import { type Problem, renderProblem } from "../patches/lib/errors.ts";
 import { patches as allPatches } from "../patches/index.ts";
 import { cliArgs, flag, isMain, option } from "./lib/cli.ts";
 import { runCli } from "./lib/dashboard.ts";
@@ -17,7 +18,7 @@ import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import type { ReviewNote } from "./pipeline/fingerprint.ts";
 import type { PatchResult } from "./pipeline/patch.ts";
 
-export type CellStatus = "applied" | "already applied" | "already satisfied by upstream" | "re-review" | "failed" | "skipped" | "absent";
+export type CellStatus = "applied" | "already applied" | typeof ALREADY_SATISFIED | "re-review" | "failed" | "skipped" | "absent";
 
 export interface DriftCell {
   status: CellStatus;
@@ -53,30 +54,29 @@ export interface DriftOptions {
 
 export const driftWorkDir = path.join(cacheDir, "drift");
 
-const ownedBy = (line: string) => /^\[([a-z-]+)\]/.exec(line)?.[1];
-
 /** One patch's cell from its results, the gate's problems and the re-review notes. */
-function cell(patch: Patch, results: PatchResult[], gateProblems: string[], reviews: ReviewNote[]): DriftCell {
+function cell(patch: Patch, results: PatchResult[], gateProblems: Problem[], reviews: ReviewNote[]): DriftCell {
   const mine = results.filter((r) => r.patch === patch.id);
   const failed = mine.find((r) => r.action === "failed");
-  if (failed) return { status: "failed", reason: oneLine(failed.error ?? "failed") };
-  const gate = gateProblems.find((p) => ownedBy(p) === patch.id);
-  if (gate) return { status: "failed", reason: oneLine(`gate: ${gate}`) };
+  if (failed) return { status: "failed", reason: failed.problem ? oneLine(failed.problem) : "failed" };
+  const gate = gateProblems.find((p) => p.patch === patch.id);
+  if (gate) return { status: "failed", reason: `gate: ${oneLine(gate)}` };
   const skipped = mine.find((r) => r.action === "skipped");
-  if (skipped) return { status: "skipped", reason: /skipped \(needs [a-z-]+\)/.exec(skipped.error ?? "")?.[0] ?? "skipped" };
+  if (skipped) return { status: "skipped", reason: skipped.needs ? `skipped (needs ${skipped.needs})` : "skipped" };
   const review = reviews.filter((r) => r.patch === patch.id);
   if (review.length > 0) return { status: "re-review", reason: review.map((r) => `${r.file} ${r.function}: ${r.summary}`).join("; ") };
   if (mine.length === 0) return { status: "skipped", reason: "not run (an earlier step failed)" };
   if (mine.some((r) => r.action === "applied")) {
-    return mine.some((r) => r.action === "already-satisfied") ? { status: "applied", reason: "part already satisfied by upstream" } : { status: "applied" };
+    return mine.some((r) => r.action === "already-satisfied") ? { status: "applied", reason: `part ${ALREADY_SATISFIED}` } : { status: "applied" };
   }
-  if (mine.some((r) => r.action === "already-satisfied")) return { status: "already satisfied by upstream" };
+  if (mine.some((r) => r.action === "already-satisfied")) return { status: ALREADY_SATISFIED };
   if (mine.some((r) => r.action === "already-applied")) return { status: "already applied" };
   return { status: "absent", reason: "no target file in this release" };
 }
 
-function oneLine(s: string): string {
-  const first = s.split("\n")[0].replace(/^\[[a-z-]+\] /, "");
+/** A problem as a cell's reason: its first line, without the patch (the row names it), at most 300 characters. */
+function oneLine(p: Problem): string {
+  const first = renderProblem({ ...p, patch: undefined }).split("\n")[0];
   return first.length > 300 ? `${first.slice(0, 297)}...` : first;
 }
 
@@ -88,13 +88,13 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
   const out = path.join(work, ref.replace(/[^A-Za-z0-9._-]/g, "_"), "agent-monitor");
   const t0 = performance.now();
   const col: DriftColumn = { ref, label: ref, commit: pin.releases[ref] ?? (isFullSha(ref) ? ref : null), cells: {}, errors: [], reviews: [], ms: 0 };
-  const fill = (results: PatchResult[], gateProblems: string[], reviews: ReviewNote[]) => {
+  const fill = (results: PatchResult[], gateProblems: Problem[], reviews: ReviewNote[]) => {
     col.reviews = reviews;
     for (const p of patches) col.cells[p.id] = cell(p, results, gateProblems, reviews);
-    col.errors.push(...gateProblems.filter((g) => !patches.some((p) => ownedBy(g) === p.id)));
+    col.errors.push(...gateProblems.filter((g) => !patches.some((p) => g.patch === p.id)).map(renderProblem));
   };
   try {
-    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: false, install: false, report: false }); // verdicts only: no client build, npm install or review diff per ref
+    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: "sources", install: false, report: false }); // verdicts only: client sources patched and gated but not built, no npm install or review diff per ref
     col.commit = outcome.upstream.commit;
     col.label = isFullSha(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
     col.outcome = outcome;
@@ -141,7 +141,7 @@ function summarizeColumn(col: DriftColumn): string {
 const SHORT: Record<CellStatus, string> = {
   applied: "applied",
   "already applied": "already",
-  "already satisfied by upstream": "satisfied",
+  [ALREADY_SATISFIED]: "satisfied",
   "re-review": "re-review",
   failed: "FAILED",
   skipped: "skipped",

@@ -30,8 +30,8 @@ export function findOne<T extends Node>(patchId: string, file: AnyFile, anchor: 
   const root = anchor.within ?? file.ast;
   if (hits.length === 0) {
     const nearest = nearestCandidate(root.getDescendantsOfKind(anchor.kind), anchor.shape);
-    const where = nearest ? `Nearest candidate: ${frame(nearest)}.` : "No candidate of that kind at all.";
-    throw new PatchTargetError(patchId, file.path, anchor.shape, 0, `${where} Renamed or removed upstream?`);
+    const candidate = nearest ? { line: nearest.getStartLineNumber(), text: firstLine(nearest) } : undefined;
+    throw new PatchTargetError(patchId, file.path, anchor.shape, 0, `${nearest ? "" : "No candidate of that kind at all. "}Renamed or removed upstream?`, candidate);
   }
   const lines = hits.map((h) => h.getStartLineNumber()).join(", ");
   throw new PatchTargetError(patchId, file.path, anchor.shape, hits.length, `Matches at lines ${lines}; the anchor is ambiguous, narrow it.`);
@@ -46,8 +46,13 @@ export function findOptional<T extends Node>(patchId: string, file: AnyFile, anc
 
 /** `line N: first line of the node` — a one-line code frame. */
 export function frame(node: Node): string {
+  return `line ${node.getStartLineNumber()}: ${firstLine(node)}`;
+}
+
+/** A node's first line of text, trimmed and cut at 100 characters. */
+function firstLine(node: Node): string {
   const first = node.getText().split("\n")[0].trim();
-  return `line ${node.getStartLineNumber()}: ${first.length > 100 ? first.slice(0, 97) + "..." : first}`;
+  return first.length > 100 ? first.slice(0, 97) + "..." : first;
 }
 
 /** The candidate whose first line is most similar to the expected shape (bigram Dice score). */

@@ -5,11 +5,11 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { chalk } from "zx";
 import { UserError } from "./errors.ts";
 import { ServerStartError, startServer, type ServerProcess } from "./launcher.ts";
 import { defaultOutDir, repoRoot } from "./paths.ts";
+import type { BuildEvent } from "../pipeline/build.ts";
 
 export const DEFAULT_PORT = 4820;
 /** Default --data-dir of npm start (git-ignored). */
@@ -155,24 +155,28 @@ function lastLine(text: string): string {
 /**
  * The tree to run: --tree as given, else .generated/agent-monitor through the build (a no-op when
  * the stamp matches, which loads neither the patches nor npm). The build's lines are held back
- * until it turns out to have work (the fetch line and "up to date" alone are not), then shown live.
+ * until it turns out to have work (a step after fetch starts), then shown live.
  */
 export async function ensureBuiltTree(opts: { tree?: string; upstream?: string; log: (line: string) => void }): Promise<string> {
   if (opts.tree) return opts.tree;
-  const { build } = await import("../pipeline/build.ts");
+  const { build, renderEvent } = await import("../pipeline/build.ts");
   const { lazyPatches } = await import("../pipeline/patch-set.ts");
   const held: string[] = [];
   let live = false;
-  const log = (line: string) => {
-    if (live) return opts.log(line);
-    held.push(line);
-    if (/^\[1\/\d+\] fetch\b/.test(line) || line.startsWith("up to date")) return;
-    live = true;
-    opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (out of date or missing):`);
-    for (const l of held.splice(0)) opts.log(l);
+  const show = (line: string) => (live ? opts.log(line) : held.push(line));
+  const onEvent = (e: BuildEvent) => {
+    // Any step after fetch means the build has work: from then on, everything is shown live.
+    if (!live && e.type === "step-start" && e.index > 1) {
+      live = true;
+      opts.log(`building ${path.relative(repoRoot, defaultOutDir)} (out of date or missing):`);
+      for (const l of held.splice(0)) opts.log(l);
+    }
+    const line = renderEvent(e);
+    if (line !== null) show(line);
   };
+  const log = show;
   const t0 = performance.now();
-  const outcome = await build({ upstream: opts.upstream, patches: lazyPatches(), log });
+  const outcome = await build({ upstream: opts.upstream, patches: lazyPatches(), log, onEvent });
   if (outcome.status === "built") opts.log(`built in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
   return outcome.outDir;
 }
@@ -204,32 +208,6 @@ export async function stopDashboard(dash: Dashboard, log: (line: string) => void
   }
   console.error(chalk.red(`error: the dashboard exited with code ${code} while stopping; its database is ${dash.dbPath}`));
   return 1;
-}
-
-/** The flags npm start and npm run demo share (parseArgs options). */
-export const DASHBOARD_FLAGS = {
-  port: { type: "string" },
-  "data-dir": { type: "string" },
-  tree: { type: "string" },
-  upstream: { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-/** parseArgs with strict flags; an unknown flag or a missing value is a one-line UserError pointing at --help. */
-type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
-type Flags<O extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>>["values"];
-
-export function parseFlags<const O extends FlagOptions>(argv: string[], options: O, command: string): Flags<O> {
-  let values: Flags<O>;
-  try {
-    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    throw new UserError(`${(err as Error).message.split("\n")[0]} (see ${command} -- --help)`);
-  }
-  for (const [key, value] of Object.entries(values as Record<string, unknown>)) {
-    if (typeof value === "string" && value.trim() === "") throw new UserError(`--${key} needs a value (see ${command} -- --help)`);
-  }
-  return values;
 }
 
 export interface LaunchOptions {

@@ -2,7 +2,7 @@
 // machine's Node 20 (better-sqlite3 12 is compiled for it), so Node 22 lives in its own
 // git-ignored prefix and is always called by path, never put on PATH or in node_modules/.bin.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./paths.ts";
 
@@ -42,14 +42,35 @@ export function ensureNode22(log: (line: string) => void = () => {}): string {
 }
 
 const versions = new Map<string, string>();
+const versionMemo = path.join(repoRoot, ".cache", "node-versions.json");
 
-/** Full version of a Node binary, e.g. "22.23.3" (asked once per binary per process). */
+/**
+ * Full version of a Node binary, e.g. "22.23.3": asked once per binary per process, and kept in
+ * .cache/node-versions.json by the binary's path, size and mtime (starting the binary costs a
+ * no-op build more than everything else it checks but node_modules).
+ */
 export function nodeVersion(binary: string): string {
   let v = versions.get(binary);
+  if (v !== undefined) return v;
+  const st = statSync(binary, { throwIfNoEntry: false });
+  const key = st ? `${path.resolve(binary)}\0${st.size}\0${st.mtimeMs}` : null;
+  let memo: Record<string, string> = {};
+  try {
+    memo = JSON.parse(readFileSync(versionMemo, "utf8")) as Record<string, string>;
+  } catch {
+    // no memo yet
+  }
+  v = key ? memo[key] : undefined;
   if (v === undefined) {
     v = execFileSync(binary, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
-    versions.set(binary, v);
+    if (key) {
+      mkdirSync(path.dirname(versionMemo), { recursive: true });
+      const tmp = `${versionMemo}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ ...memo, [key]: v }));
+      renameSync(tmp, versionMemo); // atomic: a concurrent reader sees all or nothing
+    }
   }
+  versions.set(binary, v);
   return v;
 }
 

@@ -1,8 +1,11 @@
-// The pipeline: fetch -> materialize -> patch -> gate -> stamp, then an atomic swap into place.
+// The build pipeline: BUILD_STEPS declares the steps (fetch, materialize, patch, gate, client,
+// install, stamp), build() runs the ones that apply to its options, numbered and timed, and then
+// publishes the staged tree (swap into place, review diff, manifest, stamp file).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Patch } from "../../patches/define-patch.ts";
+import { isClientPatch, type Patch } from "../../patches/define-patch.ts";
+import { type Problem, renderProblem } from "../../patches/lib/errors.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
@@ -10,12 +13,13 @@ import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin, shortSha } from "../lib/pin.ts";
 import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
 import type { Fingerprints, ReviewNote } from "./fingerprint.ts";
-import { buildClient, type ClientBuild, clientInputHash, CLIENT_DIR } from "./client.ts";
+import { buildClient, type ClientBuild, CLIENT_DIR } from "./client.ts";
+import type { GateOutcome } from "./gate.ts";
 import { diffNodeModules, type Installed, installRuntimeDeps, lockHash, type TreeManifest } from "./install.ts";
-import { listMaterializable, materialize, materializedEntries } from "./materialize.ts";
-import type { PatchResult } from "./patch.ts";
+import { listMaterializable, type Materialized, materialize, materializedEntries } from "./materialize.ts";
+import type { PatchResult, PatchRunOutcome } from "./patch.ts";
 import { isPatchSet, type PatchSet, rememberedHashes, rememberHashes } from "./patch-set.ts";
-import { type BuildStamp, currentInputs, diffInputs, diffOutputs, diffShape, manifestFile, readManifest, readStamp, STAMP_SCHEMA, writeManifest, writeStamp } from "./stamp.ts";
+import { type BuildStamp, currentInputs, diffInputs, diffOutputs, diffShape, manifestFile, readManifest, readStamp, STAMP_SCHEMA, type StampInputs, writeManifest, writeStamp } from "./stamp.ts";
 
 export interface BuildOptions {
   upstream?: string;
@@ -37,8 +41,15 @@ export interface BuildOptions {
   reviewed?: string | null;
   /** Make "applies — re-review" a build failure (for CI of a bump). */
   strict?: boolean;
-  /** Build upstream's client into client/dist (default true; false: the sources-only tree). */
-  client?: boolean;
+  /**
+   * What to do with upstream's client/ (default "build"; true means "build"):
+   * - "build": materialize its sources, apply the client patches, build client/dist from the
+   *   patched sources and ship only client/dist (and the files the server reads, SERVER_READS);
+   * - "sources": materialize, patch and gate the client sources but build nothing; the tree keeps
+   *   the patched sources (drift: client patches are applied, gated and fingerprinted per release);
+   * - false (--no-client): no client/ at all; client patches are left out.
+   */
+  client?: ClientMode | boolean;
   /** Install the runtime npm deps into <out>/node_modules (default true). */
   install?: boolean;
   /** Where long steps keep their tool's output (default .cache/logs). */
@@ -47,6 +58,8 @@ export interface BuildOptions {
   patches: Patch[] | PatchSet;
   pin?: Pin;
   log?: (line: string) => void;
+  /** Progress as typed events; default: each rendered by renderEvent to `log`. */
+  onEvent?: (event: BuildEvent) => void;
 }
 
 export interface BuildOutcome {
@@ -66,16 +79,20 @@ export interface BuildOutcome {
   installed?: Omit<Installed, "manifest">;
 }
 
-/** A build failure with everything that went wrong, one line each. */
+/** A build failure with everything that went wrong, as data (`lines`: one rendered line each). */
 export class BuildError extends Error {
   constructor(
     readonly step: string,
-    readonly problems: string[],
+    readonly problems: Problem[],
     readonly results: PatchResult[] = [],
     readonly reviews: ReviewNote[] = [],
   ) {
-    super(`${step} failed:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super(`${step} failed:\n${problems.map((p) => `  - ${renderProblem(p)}`).join("\n")}`);
     this.name = "BuildError";
+  }
+
+  get lines(): string[] {
+    return this.problems.map(renderProblem);
   }
 }
 
@@ -97,128 +114,296 @@ export function upstreamLabel(u: FetchedUpstream, pin: Pin): string {
   return `directory:${rel.startsWith("..") ? path.basename(u.dir) : rel}`;
 }
 
-export async function build(opts: BuildOptions): Promise<BuildOutcome> {
-  const log = opts.log ?? (() => {});
-  const pin = opts.pin ?? readPin();
-  let loaded: Patch[] | null = opts.unpatched ? [] : isPatchSet(opts.patches) ? null : opts.patches;
-  const loadPatches = async (): Promise<Patch[]> => (loaded ??= await (opts.patches as PatchSet).load());
-  const outDir = path.resolve(opts.out ?? defaultOutDir);
-  const withClient = opts.client !== false;
-  const withInstall = opts.install !== false;
-  const timings: { step: string; ms: number }[] = [];
-  const total = 5 + (withClient ? 1 : 0) + (withInstall ? 1 : 0);
-  let n = 0;
-  const step = async <T>(name: string, fn: () => T | Promise<T>, detail: (value: T) => string): Promise<T> => {
-    const t0 = performance.now();
-    const value = await fn();
-    const ms = performance.now() - t0;
-    timings.push({ step: name, ms });
-    log(`[${++n}/${total}] ${name.padEnd(11)} ${detail(value)}  ${(ms / 1000).toFixed(2)}s`);
-    return value;
-  };
+/** What a build does with upstream's client/ (see BuildOptions.client). */
+export type ClientMode = "build" | "sources" | false;
 
-  const upstream = await step(
-    "fetch",
-    () => fetchUpstream({ source: opts.upstream, ref: opts.ref, allowBranch: opts.allowBranch, pin, cacheDir: upstreamCache }),
-    (u) => `${describeUpstream(u)}${u.cached ? " from cache" : ` from ${u.source}`}`,
-  );
-  const stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, upstream.kind === "directory"));
-  const node = ensureNode22(log);
-  const major = nodeMajor(node);
-  const remembered = loaded ? null : rememberedHashes(opts.patches as PatchSet);
-  let inputs = remembered ? { ...currentInputs([], major), patches: remembered } : currentInputs(await loadPatches(), major);
-  if (!remembered && isPatchSet(opts.patches) && !opts.unpatched) rememberHashes(opts.patches, inputs.patches);
+/** The client mode of these options: true and undefined mean "build". */
+export const clientMode = (opts: Pick<BuildOptions, "client">): ClientMode => (opts.client === false ? false : opts.client === "sources" ? "sources" : "build");
 
-  // Skip when the stamp already describes these inputs and the output is intact.
-  const previous = readStamp(stampFile);
-  const upstreamFiles = listMaterializable(upstream.dir, { client: withClient });
-  const upstreamHashes = hashFiles(upstream.dir, upstreamFiles);
-  const contentHash = hashManifest(upstreamHashes);
-  const shape = { client: withClient ? clientInputHash(upstreamHashes, nodeVersion(node)) : null, install: withInstall };
-  const unchanged = () =>
-    previous!.upstream.commit === upstream.commit &&
-    previous!.upstream.contentHash === contentHash &&
-    diffInputs(previous!, inputs).length === 0 &&
-    diffShape(previous!, shape).length === 0 &&
-    diffOutputs(previous!, outDir).length === 0 &&
-    (!previous!.runtimeDeps || diffNodeModules(outDir, readManifest<TreeManifest>(outDir), previous!.runtimeDeps.tree, false).length === 0);
-  if (!opts.force && previous && unchanged()) {
-    log(`up to date: ${path.relative(repoRoot, outDir) || outDir} matches ${path.relative(repoRoot, stampFile)} (use --force to rebuild)`);
-    return { status: "up-to-date", outDir, stampFile, stamp: previous, results: [], upstream, timings, notes: [], reviews: [] };
-  }
+/** Everything the steps share: the options, then what each step leaves for the next. */
+export interface BuildContext {
+  opts: BuildOptions;
+  pin: Pin;
+  log: (line: string) => void;
+  outDir: string;
+  client: ClientMode;
+  node: string;
+  loadPatches(): Promise<Patch[]>;
+  // fetch
+  upstream?: FetchedUpstream;
+  stampFile?: string;
+  inputs?: StampInputs;
+  /** Set by fetch when the stamp already describes this build: the runner stops there. */
+  upToDate?: BuildStamp;
+  // materialize
+  staging?: string;
+  mat?: Materialized;
+  // patch
+  patches?: Patch[];
+  patched?: PatchRunOutcome;
+  report?: string;
+  reviews: ReviewNote[];
+  // gate, client, install, stamp
+  gate?: GateOutcome;
+  clientBuild?: ClientBuild;
+  installed?: Installed;
+  stamp?: BuildStamp;
+}
 
-  // Not a no-op: now load the patch engine (ts-morph, the TypeScript compiler) and the patches.
-  const patches = await loadPatches();
-  inputs = currentInputs(patches, major);
-  const [{ runPatches }, { assertGeneratedTree }, { patchDiffs }] = await Promise.all([import("./patch.ts"), import("./gate.ts"), import("./report.ts")]);
-  const parent = path.dirname(outDir);
-  mkdirSync(parent, { recursive: true });
-  recoverInterruptedSwap(outDir);
-  const staging = path.join(parent, `.${path.basename(outDir)}.staging-${process.pid}`);
-  removeTree(staging);
-  try {
-    const mat = await step("materialize", () => materialize(upstream.dir, staging, { client: withClient }), (m) => `${m.files.length} files (${materializedEntries({ client: withClient }).join(", ")})`);
-    let shipped = mat.files;
-    let client: ClientBuild | undefined;
-    if (withClient) {
-      client = await step(
-        "client",
-        () => buildClient(staging, { hashes: mat.hashes, nodeBinary: node, nodeVersion: nodeVersion(node), log, logDir: opts.logDir }),
-        (c) => `${c.files.length} files in client/dist${c.cached ? ` from cache (${c.inputHash})` : ` built (${c.inputHash})`}`,
-      );
-      shipped = [...mat.files.filter((f) => !f.startsWith(`${CLIENT_DIR}/`)), ...client.files];
-    }
-    const patched = await step("patch", () => runPatches(staging, patches), (p) => `${patches.length} patches, ${p.patchedFiles.length} files changed, ${p.addedFiles.length} added`);
-    const report = opts.report === false ? "" : patchDiffs(patched.results);
-    if (opts.diff && report) log(report);
-    const reviews = await reviewNotes(opts.reviewed === undefined ? (upstream.kind === "git" ? committedStampFile : null) : opts.reviewed, patched.fingerprints);
-    for (const r of reviews) log(`  ${r.line}`);
-    if (!patched.ok) {
-      const at = ` (upstream: ${describeUpstream(upstream)})`;
-      // Causes first; the patches that could not run because of them after, as "skipped (needs …)".
-      const failed = patched.results.filter((r) => r.action === "failed").map((r) => r.error! + at);
-      const skipped = patched.results.filter((r) => r.action === "skipped").map((r) => r.error!);
-      throw new BuildError("patch", [...failed, ...skipped], patched.results, reviews);
-    }
-    const gate = await step(
-      "gate",
-      () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: shipped, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
-      (g) => `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${g.problems.length} problems`,
-    );
-    if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, reviews);
-    if (opts.strict && reviews.length > 0) throw new BuildError("review (--strict)", reviews.map((r) => r.line), patched.results, reviews);
-    let installed: Installed | undefined;
-    if (withInstall) {
-      installed = await step(
-        "install",
-        () => installRuntimeDeps(staging, { nodeBinary: node, log, logDir: opts.logDir }),
-        (i) => `${i.packages} packages, ${i.files} files into node_modules/ (npm ci --omit=dev --omit=optional --ignore-scripts${i.ranNpm ? "" : ", from cache"})`,
-      );
-    }
+/** One step of the build: the runner numbers, times and logs it; `run` returns the detail of its progress line. */
+export interface BuildStep {
+  name: string;
+  /** One line: what the step does (the CLI's --help and the README list these). */
+  description: string;
+  /** Whether the step runs for these options. */
+  when(opts: BuildOptions): boolean;
+  run(ctx: BuildContext): Promise<string> | string;
+}
 
-    const stamp = await step("stamp", () => {
-      const files = listFiles(staging);
-      const s: BuildStamp = {
+const need = <T>(value: T | undefined, what: string): T => {
+  if (value === undefined) throw new Error(`build step order: ${what} is not set yet`);
+  return value;
+};
+
+/** The build, in order. A new step is one entry here. */
+export const BUILD_STEPS: readonly BuildStep[] = [
+  {
+    name: "fetch",
+    description: "fetch the pinned upstream commit (or --ref / --upstream); stop when the stamp already describes this build",
+    when: () => true,
+    async run(ctx) {
+      const { opts, pin } = ctx;
+      const upstream = await fetchUpstream({ source: opts.upstream, ref: opts.ref, allowBranch: opts.allowBranch, pin, cacheDir: upstreamCache });
+      ctx.upstream = upstream;
+      ctx.stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, upstream.kind === "directory"));
+      ctx.upToDate = await upToDate(ctx);
+      return `${describeUpstream(upstream)}${upstream.cached ? " from cache" : ` from ${upstream.source}`}`;
+    },
+  },
+  {
+    name: "materialize",
+    description: "copy what the runtime needs (server, scripts, package files, LICENSE and, unless --no-client, client sources) into a staging folder",
+    when: () => true,
+    run(ctx) {
+      const parent = path.dirname(ctx.outDir);
+      mkdirSync(parent, { recursive: true });
+      recoverInterruptedSwap(ctx.outDir);
+      ctx.staging = path.join(parent, `.${path.basename(ctx.outDir)}.staging-${process.pid}`);
+      removeTree(ctx.staging);
+      const withClient = { client: ctx.client !== false };
+      const mat = (ctx.mat = materialize(need(ctx.upstream, "upstream").dir, ctx.staging, withClient));
+      return `${mat.files.length} files (${materializedEntries(withClient).join(", ")})`;
+    },
+  },
+  {
+    name: "patch",
+    description: "apply the patches in order, server and client, all in memory first; write files and source maps only when every patch applied",
+    when: () => true,
+    async run(ctx) {
+      const all = await ctx.loadPatches();
+      // Without client sources (--no-client) there is nothing for a client patch to edit.
+      const patches = (ctx.patches = ctx.client === false ? all.filter((p) => !isClientPatch(p)) : all);
+      const [{ runPatches }, { patchDiffs }] = await Promise.all([import("./patch.ts"), import("./report.ts")]);
+      const patched = (ctx.patched = runPatches(need(ctx.staging, "staging"), patches));
+      ctx.report = ctx.opts.report === false ? "" : patchDiffs(patched.results);
+      if (ctx.opts.diff && ctx.report) ctx.log(ctx.report);
+      const { opts } = ctx;
+      const upstream = need(ctx.upstream, "upstream");
+      ctx.reviews = await reviewNotes(opts.reviewed === undefined ? (upstream.kind === "git" ? committedStampFile : null) : opts.reviewed, patched.fingerprints);
+      for (const r of ctx.reviews) ctx.log(`  ${r.line}`);
+      if (!patched.ok) {
+        const at = ` (upstream: ${describeUpstream(upstream)})`;
+        // Causes first; the patches that could not run because of them after, as "skipped (needs …)".
+        const failed = patched.results.filter((r) => r.action === "failed").map((r) => ({ ...r.problem!, message: r.problem!.message + at }));
+        const skipped = patched.results.filter((r) => r.action === "skipped").map((r) => r.problem!);
+        throw new BuildError("patch", [...failed, ...skipped], patched.results, ctx.reviews);
+      }
+      const clientPatches = patches.filter(isClientPatch).length;
+      return `${patches.length} patches${clientPatches ? ` (${clientPatches} on the client)` : ""}, ${patched.patchedFiles.length} files changed, ${patched.addedFiles.length} added`;
+    },
+  },
+  {
+    name: "gate",
+    description: "every patch's verify and whole-tree check, a syntax check of each changed file, and the file list",
+    when: () => true,
+    async run(ctx) {
+      const { assertGeneratedTree } = await import("./gate.ts");
+      const patches = need(ctx.patches, "patches");
+      const patched = need(ctx.patched, "patched");
+      const gate = (ctx.gate = assertGeneratedTree({
+        dir: need(ctx.staging, "staging"),
+        patches,
+        upstreamFiles: need(ctx.mat, "mat").files,
+        patchedFiles: patched.patchedFiles,
+        addedFiles: patched.addedFiles,
+        nodeBinary: ctx.node,
+      }));
+      if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, ctx.reviews);
+      if (ctx.opts.strict && ctx.reviews.length > 0) throw new BuildError("review (--strict)", ctx.reviews.map((r) => ({ message: r.line })), patched.results, ctx.reviews);
+      return `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${gate.problems.length} problems`;
+    },
+  },
+  {
+    name: "client",
+    description: "build upstream's client from the patched sources into client/dist (cached by a hash of those sources); only client/dist stays",
+    when: (opts) => clientMode(opts) === "build",
+    async run(ctx) {
+      const staging = need(ctx.staging, "staging");
+      // The cache key is of the patched sources (the staged files, not the maps beside them).
+      const hashes = hashFiles(staging, need(ctx.mat, "mat").files.filter(isClientInput));
+      const c = (ctx.clientBuild = await buildClient(staging, { hashes, nodeBinary: ctx.node, nodeVersion: nodeVersion(ctx.node), log: ctx.log, logDir: ctx.opts.logDir }));
+      return `${c.files.length} files in client/dist${c.cached ? ` from cache (${c.inputHash})` : ` built (${c.inputHash})`}`;
+    },
+  },
+  {
+    name: "install",
+    description: "install the runtime npm dependencies into node_modules/ (npm ci --omit=dev, cached by lockfile)",
+    when: (opts) => opts.install !== false,
+    async run(ctx) {
+      const i = (ctx.installed = await installRuntimeDeps(need(ctx.staging, "staging"), { nodeBinary: ctx.node, log: ctx.log, logDir: ctx.opts.logDir }));
+      return `${i.packages} packages, ${i.files} files into node_modules/ (npm ci --omit=dev --omit=optional --ignore-scripts${i.ranNpm ? "" : ", from cache"})`;
+    },
+  },
+  {
+    name: "stamp",
+    description: "record what went in and the hash of every file that came out (build-stamp.json for the pinned release)",
+    when: () => true,
+    run(ctx) {
+      const staging = need(ctx.staging, "staging");
+      const mat = need(ctx.mat, "mat");
+      const upstream = need(ctx.upstream, "upstream");
+      const { clientBuild, installed } = ctx;
+      ctx.stamp = {
         schema: STAMP_SCHEMA,
-        upstream: { repository: upstreamLabel(upstream, pin), tag: upstream.tag, commit: upstream.commit, contentHash: mat.contentHash },
-        inputs,
-        outputs: hashFiles(staging, files),
-        fingerprints: patched.fingerprints,
-        ...(client ? { client: { inputHash: client.inputHash } } : {}),
+        upstream: { repository: upstreamLabel(upstream, ctx.pin), tag: upstream.tag, commit: upstream.commit, contentHash: mat.contentHash },
+        inputs: need(ctx.inputs, "inputs"),
+        outputs: hashFiles(staging, listFiles(staging)),
+        fingerprints: need(ctx.patched, "patched").fingerprints,
+        ...(clientBuild ? { client: { inputHash: clientBuild.inputHash } } : {}),
         ...(installed ? { runtimeDeps: { lockfile: lockHash(staging), tree: installed.hash, packages: installed.packages, files: installed.files } } : {}),
       };
-      swapIntoPlace(staging, outDir);
-      if (opts.report !== false) writeFileSync(`${outDir}.patches.diff`, report);
-      if (installed) writeManifest(outDir, installed.manifest);
-      else rmSync(manifestFile(outDir), { force: true });
-      writeStamp(stampFile, s);
-      return s;
-    }, () => path.relative(repoRoot, stampFile));
+      return path.relative(repoRoot, need(ctx.stampFile, "stampFile"));
+    },
+  },
+];
+
+/** When a step runs, in words, from its `when` (for --help and the README). */
+export function stepRuns(step: BuildStep): string {
+  const base: BuildOptions = { patches: [] };
+  const off = [
+    [{ client: false }, "--no-client"],
+    [{ client: "sources" }, 'client: "sources" (drift)'],
+    [{ install: false }, "--no-install"],
+  ] as const;
+  const skippedBy = off.filter(([o]) => !step.when({ ...base, ...o })).map(([, label]) => label);
+  return skippedBy.length === 0 ? "always" : `not with ${skippedBy.join(" or ")}`;
+}
+
+/** The step table (markdown): README.md carries it between `<!-- build-steps -->` markers, a test keeps it current. */
+export function stepTable(): string {
+  return ["| # | step | runs | what it does |", "|---|---|---|---|", ...BUILD_STEPS.map((s, i) => `| ${i + 1} | ${s.name} | ${stepRuns(s)} | ${s.description} |`)].join("\n");
+}
+
+/** The steps that run for these options, in order. */
+export const stepsFor = (opts: BuildOptions): BuildStep[] => BUILD_STEPS.filter((s) => s.when(opts));
+
+/** Files of the materialized tree that decide the client build: client/ and the root package.json (Vite bakes in its version). */
+const isClientInput = (f: string): boolean => f.startsWith(`${CLIENT_DIR}/`) || f === "package.json";
+
+/** The runner: runs the steps for these options, numbered and timed, then publishes the staged tree. */
+export async function build(opts: BuildOptions): Promise<BuildOutcome> {
+  const log = opts.log ?? (() => {});
+  const emit = opts.onEvent ?? ((e: BuildEvent) => { const line = renderEvent(e); if (line !== null) log(line); });
+  const pin = opts.pin ?? readPin();
+  let loaded: Patch[] | null = opts.unpatched ? [] : isPatchSet(opts.patches) ? null : opts.patches;
+  const ctx: BuildContext = {
+    opts,
+    pin,
+    log,
+    outDir: path.resolve(opts.out ?? defaultOutDir),
+    client: clientMode(opts),
+    node: ensureNode22(log),
+    loadPatches: async () => (loaded ??= await (opts.patches as PatchSet).load()),
+    reviews: [],
+  };
+  const steps = stepsFor(opts);
+  const timings: { step: string; ms: number }[] = [];
+  try {
+    for (const [i, step] of steps.entries()) {
+      emit({ type: "step-start", name: step.name, index: i + 1, total: steps.length });
+      const t0 = performance.now();
+      const detail = await step.run(ctx);
+      const ms = performance.now() - t0;
+      timings.push({ step: step.name, ms });
+      emit({ type: "step-end", name: step.name, index: i + 1, total: steps.length, ms, detail });
+      if (ctx.upToDate) {
+        const rel = path.relative(repoRoot, ctx.outDir) || ctx.outDir;
+        emit({ type: "note", text: `up to date: ${rel} matches ${path.relative(repoRoot, ctx.stampFile!)} (use --force to rebuild)` });
+        return { status: "up-to-date", outDir: ctx.outDir, stampFile: ctx.stampFile!, stamp: ctx.upToDate, results: [], upstream: ctx.upstream!, timings, notes: [], reviews: [] };
+      }
+    }
+    // Epilogue, not a step (it cannot fail half-way in a way a step number would help with): swap the
+    // staged tree into place, then write the review diff and the node_modules manifest beside it, then the stamp.
+    const stamp = need(ctx.stamp, "stamp");
+    swapIntoPlace(need(ctx.staging, "staging"), ctx.outDir);
+    if (opts.report !== false) writeFileSync(`${ctx.outDir}.patches.diff`, ctx.report ?? "");
+    if (ctx.installed) writeManifest(ctx.outDir, ctx.installed.manifest, ctx.installed.hash);
+    else rmSync(manifestFile(ctx.outDir), { force: true });
+    writeStamp(ctx.stampFile!, stamp);
+    const { installed } = ctx;
     const installedSummary = installed && { hash: installed.hash, packages: installed.packages, files: installed.files, ranNpm: installed.ranNpm };
-    return { status: "built", outDir, stampFile, stamp, results: patched.results, upstream, timings, notes: gate.notes, client, installed: installedSummary, reviews };
+    return { status: "built", outDir: ctx.outDir, stampFile: ctx.stampFile!, stamp, results: ctx.patched!.results, upstream: ctx.upstream!, timings, notes: ctx.gate!.notes, client: ctx.clientBuild, installed: installedSummary, reviews: ctx.reviews };
   } finally {
-    removeTree(staging);
+    if (ctx.staging) removeTree(ctx.staging);
   }
+}
+
+/** Progress of a build, as data: the CLIs render it (renderEvent) or read it (the dashboard launcher). */
+export type BuildEvent =
+  | { type: "step-start"; name: string; index: number; total: number }
+  | { type: "step-end"; name: string; index: number; total: number; ms: number; detail: string }
+  | { type: "note"; text: string };
+
+/** The log line of an event (null: nothing to print). */
+export function renderEvent(e: BuildEvent): string | null {
+  if (e.type === "step-start") return null;
+  if (e.type === "step-end") return `[${e.index}/${e.total}] ${e.name.padEnd(11)} ${e.detail}  ${(e.ms / 1000).toFixed(2)}s`;
+  return e.text;
+}
+
+/**
+ * The stamp of the last build when it describes this one exactly (same upstream, inputs, shape,
+ * untouched outputs), else undefined. Also sets ctx.inputs. Loads no patch module when the
+ * patch hashes are remembered (see patch-set.ts).
+ */
+async function upToDate(ctx: BuildContext): Promise<BuildStamp | undefined> {
+  const { opts } = ctx;
+  const upstream = ctx.upstream!;
+  const major = nodeMajor(ctx.node);
+  const remembered = opts.unpatched || !isPatchSet(opts.patches) ? null : rememberedHashes(opts.patches);
+  if (remembered) ctx.inputs = { ...currentInputs([], major), patches: remembered };
+  else {
+    ctx.inputs = currentInputs(await ctx.loadPatches(), major);
+    if (isPatchSet(opts.patches) && !opts.unpatched) rememberHashes(opts.patches, ctx.inputs.patches);
+  }
+  const previous = readStamp(ctx.stampFile!);
+  if (opts.force || !previous) return undefined;
+  const upstreamFiles = listMaterializable(upstream.dir, { client: ctx.client !== false });
+  const contentHash = hashManifest(hashFiles(upstream.dir, upstreamFiles));
+  // The client's key is a hash of the patched client sources: with upstream and the patches
+  // unchanged (checked here), they are unchanged too, so only whether a client was built is compared.
+  const shape = { client: ctx.client === "build", install: opts.install !== false };
+  const same =
+    previous.upstream.commit === upstream.commit &&
+    previous.upstream.contentHash === contentHash &&
+    diffInputs(previous, ctx.inputs).length === 0 &&
+    diffShape(previous, shape).length === 0 &&
+    diffOutputs(previous, ctx.outDir).length === 0 &&
+    (!previous.runtimeDeps || diffNodeModules(ctx.outDir, readManifest<TreeManifest>(ctx.outDir), previous.runtimeDeps.tree, false).length === 0);
+  if (same) return previous;
+  // Not a no-op: the inputs must be the loaded patches' own (the remembered ones only served the check).
+  if (remembered) ctx.inputs = currentInputs(await ctx.loadPatches(), major);
+  return undefined;
 }
 
 export const committedStampFile = path.join(repoRoot, "build-stamp.json");

@@ -1,11 +1,12 @@
-// Step "client": build upstream's web client the way upstream does (`npm ci` in client/, then its
+// The client step: build upstream's web client (its sources as the client patches left them) the way upstream does (`npm ci` in client/, then its
 // `build` npm script) on the Node 22 that runs the monitor, and leave only client/dist/ in the
 // tree: the server serves client/dist (server/index.js, in production); sources and the client's
 // node_modules are build inputs, not something the app bundles.
 //
 // The built dist is cached in .cache/client-dist/<inputs>/ by a hash of everything that decides
-// it (client sources and lockfile, the root package.json whose version Vite bakes in, the Node
-// version), so a rebuild where only a patch changed runs neither npm nor the bundler.
+// it (the patched client sources and lockfile, the root package.json whose version Vite bakes in,
+// the Node version), so a rebuild where only a server patch changed runs neither npm nor the
+// bundler, and a changed client patch rebuilds it.
 import { cpSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { isCacheEntry, publishCacheDir } from "../lib/cache-dir.ts";
@@ -21,7 +22,7 @@ const DONE_MARKER = ".build-complete";
 /** Files under client/ that the server reads at run time, kept in the tree beside client/dist. */
 export const SERVER_READS = ["client/public/favicon.svg"];
 
-/** Hash of the client build's inputs, from the materialized per-file hashes and the Node version. */
+/** Hash of the client build's inputs, from per-file hashes of the patched staged tree and the Node version. */
 export function clientInputHash(hashes: Record<string, string>, nodeVersion: string): string {
   const inputs: Record<string, string> = { "<node>": nodeVersion };
   for (const [f, h] of Object.entries(hashes)) if (f.startsWith(`${CLIENT_DIR}/`) || f === "package.json") inputs[f] = h;

@@ -1,6 +1,6 @@
-// Step 1: get the upstream source at exactly the requested commit, cached by commit.
+// Fetch: get the upstream source at exactly the requested commit, cached by commit.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../lib/errors.ts";
 import { type Pin, shortSha } from "../lib/pin.ts";
@@ -42,13 +42,14 @@ export function isUrl(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^[^/]+@[^/]+:/.test(s);
 }
 
-/** True when `dir` itself is a clone's top level or a bare repository, not merely inside one. */
+/**
+ * True when `dir` itself is a clone's top level (it has .git) or a bare repository (HEAD, objects/
+ * and refs/ at its top), not merely inside one. Read from the directory, not by starting git: the
+ * no-op build asks this on every run.
+ */
 export function isGitRepo(dir: string): boolean {
-  const ask = (...args: string[]) => spawnSync("git", ["-C", dir, "rev-parse", ...args], { encoding: "utf8" });
-  const bare = ask("--is-bare-repository");
-  if (bare.status !== 0) return false;
-  const root = bare.stdout.trim() === "true" ? ask("--absolute-git-dir") : ask("--show-toplevel");
-  return root.status === 0 && realpathSync(root.stdout.trim()) === realpathSync(dir);
+  const has = (p: string) => existsSync(path.join(dir, p));
+  return has(".git") || (has("HEAD") && has("objects") && has("refs"));
 }
 
 function git(args: string[], opts: { cwd?: string } = {}): string {

@@ -1,10 +1,11 @@
-// Step 4: prove the staged tree is what we meant to ship before it replaces the old one.
+// The gate: prove the staged tree is what we meant to ship before it replaces the old one.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { Patch } from "../../patches/define-patch.ts";
+import { isClientFile, type Patch } from "../../patches/define-patch.ts";
+import type { Problem } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
 import { treeView, verifyView } from "./patch.ts";
-import { syntaxCheck } from "./syntax.ts";
+import { parseErrors, syntaxCheck } from "./syntax.ts";
 
 export interface GateInput {
   dir: string;
@@ -18,17 +19,21 @@ export interface GateInput {
 }
 
 export interface GateOutcome {
-  problems: string[];
+  problems: Problem[];
   /** What was checked, for the log (e.g. connection sites). */
   notes: string[];
 }
 
 /**
  * Every patch's verify on its targets, its verifyTree over the whole tree (its property in every
- * file, including files no patch touched), `node --check` of each changed file, and the file list.
+ * file, including files no patch touched), a syntax check of each changed file (server and hook
+ * JS compiled by the Node that runs them; client sources, which the bundler compiles, parsed by
+ * TypeScript for syntax errors only), and the file list. Runs before the client build: the list
+ * is of the staged tree, client sources and their maps included (the client step replaces them
+ * with client/dist).
  */
 export function assertGeneratedTree(input: GateInput): GateOutcome {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const notes: string[] = [];
 
   for (const patch of input.patches) {
@@ -38,11 +43,11 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
       try {
         text = readFileSync(path.join(input.dir, target), "utf8");
       } catch {
-        problems.push(`[${patch.id}] ${target}: missing from the generated tree`);
+        problems.push({ patch: patch.id, file: target, message: "missing from the generated tree" });
         continue;
       }
       const view = verifyView(target, text);
-      for (const p of patch.verify(view)) problems.push(`[${patch.id}] ${target}: ${p}`);
+      for (const message of patch.verify(view)) problems.push({ patch: patch.id, file: target, message });
       for (const line of patch.report?.(view) ?? []) notes.push(`[${patch.id}] ${line}`);
     }
   }
@@ -50,17 +55,20 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
   const tree = treeView(input.dir, { added: input.addedFiles });
   for (const patch of input.patches) {
     if (!patch.verifyTree) continue;
-    for (const p of patch.verifyTree(tree)) problems.push(`[${patch.id}] whole tree: ${p}`);
+    for (const message of patch.verifyTree(tree)) problems.push({ patch: patch.id, file: "whole tree", message });
     for (const line of patch.reportTree?.(tree) ?? []) notes.push(`[${patch.id}] whole tree: ${line}`);
   }
 
-  const scripts = [...input.patchedFiles, ...input.addedFiles].filter((f) => /\.(c?js)$/.test(f));
+  const changed = [...input.patchedFiles, ...input.addedFiles];
+  const scripts = changed.filter((f) => !isClientFile(f) && /\.(c?js)$/.test(f));
   problems.push(...syntaxCheck(input.nodeBinary, scripts.map((rel) => ({ rel, abs: path.join(input.dir, rel) }))));
+  const clientSources = changed.filter((f) => isClientFile(f) && /\.(tsx?|jsx?|mjs)$/.test(f));
+  problems.push(...parseErrors(clientSources.map((rel) => ({ rel, text: readFileSync(path.join(input.dir, rel), "utf8") }))));
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);
   const actual = listFiles(input.dir);
-  for (const f of actual) if (!expected.has(f)) problems.push(`file list: ${f} is neither upstream's nor a declared addition`);
+  for (const f of actual) if (!expected.has(f)) problems.push({ file: "file list", message: `${f} is neither upstream's nor a declared addition` });
   const actualSet = new Set(actual);
-  for (const f of expected) if (!actualSet.has(f)) problems.push(`file list: ${f} is missing from the generated tree`);
+  for (const f of expected) if (!actualSet.has(f)) problems.push({ file: "file list", message: `${f} is missing from the generated tree` });
   return { problems, notes };
 }

@@ -1,4 +1,4 @@
-// Step "install": upstream's production npm dependencies, installed the way the desktop app runs
+// Install: upstream's production npm dependencies, installed the way the desktop app runs
 // them: `npm ci --omit=dev --omit=optional --ignore-scripts` from upstream's own lockfile (no
 // better-sqlite3: the server falls back to node:sqlite through compat-sqlite on Node 22).
 //
@@ -15,6 +15,7 @@ import { hashManifest, sha256 } from "../lib/hash.ts";
 import { cacheDir, repoRoot } from "../lib/paths.ts";
 import { isCacheEntry, publishCacheDir } from "../lib/cache-dir.ts";
 import { pathWithNodeFirst, runLogged } from "./run-logged.ts";
+import type { ManifestRecord } from "./stamp.ts";
 
 export const runtimeDepsRoot = path.join(cacheDir, "runtime-deps");
 const DONE_MARKER = ".install-complete";
@@ -182,7 +183,8 @@ export async function installRuntimeDeps(stagingDir: string, opts: InstallOption
  * and whether the whole tree still hashes to `expectedHash`. `full` hashes every file (--check);
  * otherwise only files whose size or mtime changed are re-hashed (the no-op check).
  */
-export function diffNodeModules(outDir: string, manifest: TreeManifest | null, expectedHash: string, full: boolean): string[] {
+export function diffNodeModules(outDir: string, record: ManifestRecord<TreeManifest> | null, expectedHash: string, full: boolean): string[] {
+  const manifest = record?.nodeModules ?? null;
   const dir = path.join(outDir, "node_modules");
   if (!existsSync(dir)) return ["node_modules/ is missing"];
   if (!manifest) {
@@ -190,7 +192,9 @@ export function diffNodeModules(outDir: string, manifest: TreeManifest | null, e
     const now = manifestOf(dir);
     return treeHash(now) === expectedHash ? [] : ["node_modules/ differs from the stamp (no manifest beside the output to name the package; rebuild)"];
   }
-  if (treeHash(manifest) !== expectedHash) return ["node_modules/: the manifest beside the output does not match the stamp"];
+  // The no-op check trusts the tree hash the build recorded in its own manifest (hashing 10,000
+  // entries again costs more than the rest of the check); --check recomputes it.
+  if ((!full && record?.tree ? record.tree : treeHash(manifest)) !== expectedHash) return ["node_modules/: the manifest beside the output does not match the stamp"];
   const changed = new Map<string, Set<string>>();
   const note = (rel: string, what: string) => {
     const pkg = packageOf(rel);

@@ -1,12 +1,12 @@
-// Step 2: copy exactly what the runtime needs out of the upstream tree into a staging folder.
+// Materialize: copy exactly what the runtime needs out of the upstream tree into a staging folder.
 import { cpSync, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 
 /**
- * The runtime-relevant part of upstream, plus client/ (the sources the client step builds into
- * client/dist; only dist stays in the output). Everything else (docs, desktop/, mcp/) stays out.
+ * The runtime-relevant part of upstream, plus client/ (the sources the client patches edit and the
+ * client step builds into client/dist; only dist stays in a built tree). Everything else (docs, desktop/, mcp/) stays out.
  */
 export const MATERIALIZED_ENTRIES = ["server", "scripts", "package.json", "package-lock.json", "LICENSE", "client"] as const;
 

@@ -12,7 +12,7 @@ import type { StampInputs } from "./stamp.ts";
 
 export interface PatchSet {
   /** Hash of every file under patches/. */
-  fingerprint: string;
+  sourcesHash: string;
   load(): Promise<Patch[]>;
 }
 
@@ -22,16 +22,16 @@ const memoDir = path.join(cacheDir, "patch-hashes");
 /** The repository's patches (patches/index.ts), loaded only when needed. */
 export function lazyPatches(): PatchSet {
   return {
-    fingerprint: hashManifest(hashFiles(patchesDir, listFiles(patchesDir))),
+    sourcesHash: hashManifest(hashFiles(patchesDir, listFiles(patchesDir))),
     load: async () => (await import("../../patches/index.ts")).patches,
   };
 }
 
 export const isPatchSet = (p: Patch[] | PatchSet): p is PatchSet => !Array.isArray(p);
 
-/** The stamp hashes recorded for this fingerprint, or null (never loaded with these sources). */
+/** The stamp hashes recorded for this sources hash, or null (never loaded with these sources). */
 export function rememberedHashes(set: PatchSet): StampInputs["patches"] | null {
-  const file = path.join(memoDir, `${set.fingerprint}.json`);
+  const file = path.join(memoDir, `${set.sourcesHash}.json`);
   if (!existsSync(file)) return null;
   try {
     return JSON.parse(readFileSync(file, "utf8")) as StampInputs["patches"];
@@ -42,7 +42,7 @@ export function rememberedHashes(set: PatchSet): StampInputs["patches"] | null {
 
 export function rememberHashes(set: PatchSet, hashes: StampInputs["patches"]): void {
   mkdirSync(memoDir, { recursive: true });
-  const file = path.join(memoDir, `${set.fingerprint}.json`);
+  const file = path.join(memoDir, `${set.sourcesHash}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(hashes));
   renameSync(tmp, file); // atomic: a concurrent reader sees all or nothing

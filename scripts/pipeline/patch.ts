@@ -1,13 +1,15 @@
-// Step 3: run the patches in their declared order over the materialized tree.
+// The patch engine: parse and tree views, applying one patch to one text, running the patches in
+// their declared order over the materialized tree (server and client sources), and the source maps.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
+import { structuredPatch } from "diff";
 import MagicString, { type SourceMap } from "magic-string";
 import { type Node, Project, ScriptKind, type SourceFile } from "ts-morph";
-import type { Patch, PatchFile, TreeView, VerifyFile } from "../../patches/define-patch.ts";
+import { type Patch, type PatchFile, type TreeView, type VerifyFile } from "../../patches/define-patch.ts";
 import { recordAnchors } from "../../patches/lib/anchors.ts";
-import { PatchTargetError } from "../../patches/lib/errors.ts";
+import { lineRef, PatchTargetError, type Problem } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
 import { collectUnits, type Fingerprints, unitAt } from "./fingerprint.ts";
 
@@ -23,7 +25,10 @@ export interface PatchResult {
   /** Unified-diff inputs for the review report (text before and after this patch). */
   before?: string;
   after?: string;
-  error?: string;
+  /** For "failed" and "skipped": what went wrong (renderProblem makes it a line). */
+  problem?: Problem;
+  /** For "skipped": the prerequisite patch that failed. */
+  needs?: string;
   /** For "already-satisfied": the part upstream already does. */
   note?: string;
   /** The file is not a declared target: the patch's discover() found it in the tree. */
@@ -40,10 +45,21 @@ const project = new Project({
 });
 let parseCount = 0;
 
-/** Parse JS text into a throwaway ts-morph SourceFile (locating only, no type-check). */
-export function parseJs(filePath: string, text: string): SourceFile {
-  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
+/** How a source file is parsed, by its extension (.tsx TSX, .ts TS, .jsx JSX, anything else JS). */
+export function scriptKindOf(filePath: string): ScriptKind {
+  if (filePath.endsWith(".tsx")) return ScriptKind.TSX;
+  if (filePath.endsWith(".ts") || filePath.endsWith(".mts") || filePath.endsWith(".cts")) return ScriptKind.TS;
+  if (filePath.endsWith(".jsx")) return ScriptKind.JSX;
+  return ScriptKind.JS;
 }
+
+/** Parse source text into a throwaway ts-morph SourceFile, by extension (locating only, no type-check). */
+export function parseSource(filePath: string, text: string): SourceFile {
+  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: scriptKindOf(filePath) });
+}
+
+/** Parse JS text (or TS/TSX by the path's extension; see parseSource). */
+export const parseJs = parseSource;
 
 // The engine parses the same text several times (verify before, apply, verify after, the gate's
 // whole-tree view of files no patch touched, the fingerprints, and the next ref of a drift run, whose
@@ -61,7 +77,7 @@ function parseCached(filePath: string, text: string): SourceFile {
     parsed.set(key, hit);
     return hit;
   }
-  const sf = parseJs(filePath, text);
+  const sf = parseSource(filePath, text);
   parsed.set(key, sf);
   if (parsed.size > PARSE_CACHE_MAX) {
     parsed.delete(parsed.keys().next().value!);
@@ -101,7 +117,9 @@ export function memoryTreeView(files: Record<string, string>, added: string[] = 
 }
 
 function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
-  const jsFiles = [...new Set(paths)].filter((f) => /\.[cm]?js$/.test(f)).sort();
+  const unique = [...new Set(paths)].sort();
+  const jsFiles = unique.filter((f) => /\.[cm]?js$/.test(f));
+  const clientFiles = unique.filter((f) => f.startsWith(CLIENT_SOURCES) && /\.(tsx?|jsx?)$/.test(f) && !f.includes("/__tests__/"));
   const texts = new Map<string, string>();
   const views = new Map<string, VerifyFile>();
   const text = (f: string): string => {
@@ -111,6 +129,7 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
   };
   return {
     jsFiles,
+    clientFiles,
     text,
     file(f) {
       let v = views.get(f);
@@ -121,6 +140,9 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     isAdded: (f) => added.has(f) || OUR_RUNTIME_HEADER.test(text(f)),
   };
 }
+
+/** Where a client patch's whole-tree check looks (TreeView.clientFiles). */
+const CLIENT_SOURCES = "client/src/";
 
 const OUR_RUNTIME_HEADER = /^(?:"use strict";\s*)?(?:\/\/|\/\*\*?)\s*\[patch:[a-z0-9-]+\]/;
 
@@ -160,24 +182,27 @@ export function applyPatchToText(patch: Patch, filePath: string, text: string, o
   const map = edit.generateMap({ source: filePath, hires: "boundary", includeContent: true });
   if (problems.length > 0) {
     // The lines are the patched text's: carry the map so runPatches can name upstream's line too.
-    throw Object.assign(new Error(`[${patch.id}] ${filePath}: applied, but verify still fails: ${problems.join("; ")}`), { map });
+    throw new VerifyFailure(patch.id, filePath, problems, map);
   }
   return { action: "applied", text: out, map, satisfied };
 }
 
 // A patch is a pure function of its input text, and releases share many files (a drift run over 12
-// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes.
-const applied = new Map<string, { out: TextPatchOutcome; anchors: number[] }>();
+// tags sees 6 versions of hooks.js, 1 of compat-sqlite.js): remember recent outcomes, per patch
+// object (two patches with one id, e.g. an edited one in a test, never share an outcome).
+const applied = new WeakMap<Patch, Map<string, { out: TextPatchOutcome; anchors: number[] }>>();
 const APPLY_CACHE_MAX = 64;
 
 function applyMemo(patch: Patch, filePath: string, text: string): { out: TextPatchOutcome; anchors: number[] } {
-  const key = `${patch.id}\0${filePath}\0${text}`;
-  const hit = applied.get(key);
+  let memo = applied.get(patch);
+  if (!memo) applied.set(patch, (memo = new Map()));
+  const key = `${filePath}\0${text}`;
+  const hit = memo.get(key);
   if (hit) return hit;
   const anchors: number[] = [];
   const value = { out: applyPatchToText(patch, filePath, text, (n) => anchors.push(n.getStart())), anchors };
-  applied.set(key, value);
-  if (applied.size > APPLY_CACHE_MAX) applied.delete(applied.keys().next().value!);
+  memo.set(key, value);
+  if (memo.size > APPLY_CACHE_MAX) memo.delete(memo.keys().next().value!);
   return value;
 }
 
@@ -214,7 +239,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
     if (missing) {
       blocked.add(patch.id);
       for (const file of [...patch.targets, ...(patch.optionalTargets ?? []), ...Object.keys(patch.adds ?? {})]) {
-        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, error: `[${patch.id}] ${file}: skipped (needs ${missing})` });
+        results.push({ patch: patch.id, file, action: "skipped", additions: 0, deletions: 0, problem: { patch: patch.id, file, message: `skipped (needs ${missing})` }, needs: missing });
       }
       continue;
     }
@@ -229,7 +254,7 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
           continue;
         }
         if (!existsSync(abs)) {
-          results.push(failure(patch, target, `[${patch.id}] ${target}: target file is missing from upstream. Moved or deleted upstream?`));
+          results.push(failure(patch, target, "target file is missing from upstream. Moved or deleted upstream?"));
           continue;
         }
         const text = readFileSync(abs, "utf8");
@@ -252,19 +277,18 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
         for (const note of out.satisfied) results.push({ patch: patch.id, file: target, action: "already-satisfied", additions: 0, deletions: 0, note, ...found });
         results.push({ patch: patch.id, file: target, action: out.action, ...lineDelta(before, out.text), before, after: out.text, ...found });
       } catch (err) {
-        const own = (err as { map?: SourceMap }).map;
-        results.push(failure(patch, target, upstreamLines((err as Error).message, [...(maps.get(target) ?? []), ...(own ? [own] : [])])));
+        results.push({ ...failure(patch, target, ""), problem: targetFailure(patch, target, err, maps.get(target)) });
       }
     }
     if (results.some((r) => r.patch === patch.id && r.action === "failed")) blocked.add(patch.id);
     for (const [file, content] of Object.entries(patch.adds ?? {})) {
       const abs = path.join(root, file);
       if (existsSync(abs) || added.has(file)) {
-        results.push(failure(patch, file, `[${patch.id}] ${file}: declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition.`));
+        results.push(failure(patch, file, "declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition."));
         continue;
       }
       added.set(file, content);
-      results.push({ patch: patch.id, file, action: "applied", additions: content.split("\n").length, deletions: 0, before: "", after: content });
+      results.push({ patch: patch.id, file, action: "applied", ...lineDelta("", content), before: "", after: content });
     }
   }
 
@@ -286,18 +310,48 @@ export function runPatches(root: string, patches: Patch[]): PatchRunOutcome {
   return { results, patchedFiles, addedFiles: [...added.keys()].sort(), ok, fingerprints };
 }
 
+/** apply() ran but the patch's verify() still finds problems in the output (whose lines they name, hence the map). */
+export class VerifyFailure extends Error {
+  constructor(
+    readonly patchId: string,
+    readonly file: string,
+    readonly problems: string[],
+    readonly map: SourceMap,
+  ) {
+    super(`[${patchId}] ${file}: applied, but verify still fails: ${problems.join("; ")}`);
+    this.name = "VerifyFailure";
+  }
+}
+
 /**
- * A patch sees the output of the patches before it, so the lines its errors name are lines of
- * that intermediate text. Name upstream's line too, through the maps of the earlier edits.
+ * What went wrong applying `patch` to `file`, as a Problem. A patch sees the output of the patches
+ * before it, so the lines it names are lines of that intermediate text: name upstream's line too,
+ * through the maps of the earlier edits. A locator miss's nearest candidate is data (its line is
+ * mapped as a number); only the free text a patch writes itself (its verify findings, a detail)
+ * is annotated where it says "line N", the patches' convention (frame() in patches/lib/find.ts).
  */
-function upstreamLines(message: string, earlier: SourceMap[] | undefined): string {
-  if (!earlier?.length) return message;
+function targetFailure(patch: Patch, file: string, err: unknown, earlier: SourceMap[] = []): Problem {
+  if (err instanceof PatchTargetError) {
+    const toUpstream = upstreamLineOf(earlier);
+    return err.problem(err.nearest && toUpstream ? toUpstream(err.nearest.line) : undefined, annotateLines(err.detail, toUpstream));
+  }
+  if (err instanceof VerifyFailure) {
+    const toUpstream = upstreamLineOf([...earlier, err.map]);
+    return { patch: patch.id, file, message: `applied, but verify still fails: ${err.problems.map((p) => annotateLines(p, toUpstream)).join("; ")}` };
+  }
+  return { patch: patch.id, file, message: annotateLines((err as Error).message, upstreamLineOf(earlier)) };
+}
+
+/** A line of the patched text -> upstream's line (null: an earlier patch wrote it); undefined when no edit came before. */
+function upstreamLineOf(earlier: SourceMap[]): ((line: number) => number | null) | undefined {
+  if (earlier.length === 0) return undefined;
   const trace = composedTrace(earlier);
-  return message.replace(/\bline (\d+)(?!\s*\(upstream)/g, (whole, n: string) => {
-    const pos = originalPositionFor(trace, { line: Number(n), column: 0 });
-    if (pos.line === null) return `${whole} (a line an earlier patch added)`;
-    return pos.line === Number(n) ? whole : `${whole} (upstream line ${pos.line})`;
-  });
+  return (line) => originalPositionFor(trace, { line, column: 0 }).line;
+}
+
+function annotateLines(text: string, toUpstream: ((line: number) => number | null) | undefined): string {
+  if (!toUpstream) return text;
+  return text.replace(/\bline (\d+)(?!\s*\(upstream)/g, (_whole, n: string) => lineRef(Number(n), toUpstream(Number(n))));
 }
 
 function composedTrace(earlier: SourceMap[]): TraceMap {
@@ -344,22 +398,23 @@ function lineStarts(text: string): number[] {
   return starts;
 }
 
-function failure(patch: Patch, file: string, error: string): PatchResult {
-  return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, error };
+function failure(patch: Patch, file: string, message: string): PatchResult {
+  return { patch: patch.id, file, action: "failed", additions: 0, deletions: 0, problem: { patch: patch.id, file, message } };
 }
 
-/** Lines added/removed between two texts (multiset difference; cheap and good enough for a summary). */
-function lineDelta(before: string, after: string): { additions: number; deletions: number } {
+/**
+ * Lines added and removed between two texts, counted from the same line diff as the review
+ * report's hunk (report.ts), so the "+a -d" above a hunk always equals the hunk's own lines.
+ */
+export function lineDelta(before: string, after: string): { additions: number; deletions: number } {
   if (before === after) return { additions: 0, deletions: 0 };
-  const count = new Map<string, number>();
-  for (const l of before.split("\n")) count.set(l, (count.get(l) ?? 0) + 1);
   let additions = 0;
-  for (const l of after.split("\n")) {
-    const n = count.get(l) ?? 0;
-    if (n > 0) count.set(l, n - 1);
-    else additions++;
-  }
   let deletions = 0;
-  for (const n of count.values()) deletions += n;
+  for (const hunk of structuredPatch("a", "b", before, after, "", "", { context: 0 }).hunks) {
+    for (const l of hunk.lines) {
+      if (l[0] === "+") additions++;
+      else if (l[0] === "-") deletions++;
+    }
+  }
   return { additions, deletions };
 }

@@ -10,14 +10,14 @@ const TAIL_LINES = 15;
 const PROGRESS_EVERY_MS = 10_000;
 
 /** A long step that failed: `message` is the one line, `tail` the log's last lines. */
-export class StepError extends Error {
+export class CommandError extends Error {
   constructor(
     message: string,
     readonly logFile: string,
     readonly tail: string[],
   ) {
     super(message);
-    this.name = "StepError";
+    this.name = "CommandError";
   }
 }
 
@@ -41,7 +41,7 @@ export function pathWithNodeFirst(nodeBinary: string, env: NodeJS.ProcessEnv = p
 
 const rel = (p: string) => path.relative(repoRoot, p);
 
-/** Runs one command to completion; throws StepError (one line + tail + log path) on failure. */
+/** Runs one command to completion; throws CommandError (one line + tail + log path) on failure. */
 export async function runLogged(c: LoggedCommand): Promise<{ ms: number; logFile: string }> {
   const log = c.log ?? (() => {});
   const logDir = c.logDir ?? defaultLogDir;
@@ -69,7 +69,7 @@ export async function runLogged(c: LoggedCommand): Promise<{ ms: number; logFile
   writeFileSync(logFile, `$ ${[c.cmd, ...c.args].join(" ")}\n# cwd: ${c.cwd}\n${output.stdall}\n# exit code ${output.exitCode} after ${(ms / 1000).toFixed(1)}s\n`);
   if (output.exitCode !== 0) {
     const tail = output.stdall.trimEnd().split("\n").slice(-TAIL_LINES);
-    throw new StepError(`${c.title} failed (exit code ${output.exitCode}${output.signal ? `, ${output.signal}` : ""} after ${(ms / 1000).toFixed(1)}s); full log: ${shown}`, logFile, tail);
+    throw new CommandError(`${c.title} failed (exit code ${output.exitCode}${output.signal ? `, ${output.signal}` : ""} after ${(ms / 1000).toFixed(1)}s); full log: ${shown}`, logFile, tail);
   }
   log(`    ${c.title}  ${(ms / 1000).toFixed(2)}s`);
   return { ms, logFile };

@@ -88,23 +88,23 @@ describe("build", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(BuildError);
-    expect((err as BuildError).problems).toEqual([
+    expect((err as BuildError).lines).toEqual([
       '[toy-busy-timeout] server/db.js: expected 1 call db.pragma("journal_mode = WAL", …) but found 0. Nearest candidate: line 2: db.pragma("journal_mode = DELETE"). Renamed or removed upstream? (upstream: plain directory (no commit))',
     ]);
     expect(readFileSync(path.join(out, "server/db.js"), "utf8")).toBe(before);
     expect(check({ out, stamp: `${out}.stamp.json`, upstream: drifted, patches: [toyPatch] }).ok).toBe(true);
   });
 
-  it("a PatchSet is loaded only when the build is not a no-op; a new fingerprint (patch sources changed) loads and rebuilds", async () => {
+  it("a PatchSet is loaded only when the build is not a no-op; a new sources hash (patch sources changed) loads and rebuilds", async () => {
     const up = makeToyUpstream();
     const out = path.join(tmp("out-"), "agent-monitor");
     let loads = 0;
-    const set = (fingerprint: string, patch = toyPatch) => ({ fingerprint, load: async () => (loads++, [patch]) });
+    const set = (sourcesHash: string, patch = toyPatch) => ({ sourcesHash, load: async () => (loads++, [patch]) });
     const fp = `test-${process.pid}-${Date.now()}`;
     expect((await toyBuild(up, out, { patches: set(fp) })).status).toBe("built");
     expect(loads).toBe(1);
     expect((await toyBuild(up, out, { patches: set(fp) })).status).toBe("up-to-date");
-    expect(loads).toBe(1); // the hashes were remembered under the fingerprint
+    expect(loads).toBe(1); // the hashes were remembered under the sources hash
     const changed = { ...toyPatch, description: "changed" };
     const r = await toyBuild(up, out, { patches: set(`${fp}-edited`, changed) });
     expect(loads).toBe(2);
@@ -120,7 +120,7 @@ describe("build", () => {
     const err = await toyBuild(makeToyUpstream(), out, { patches: [broken] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildError);
     expect((err as BuildError).step).toBe("gate");
-    expect((err as BuildError).problems.join("\n")).toMatch(/^syntax: server\/db\.js: .*SyntaxError/m);
+    expect((err as BuildError).lines.join("\n")).toMatch(/^syntax: server\/db\.js: .*SyntaxError/m);
     expect(existsSync(out)).toBe(false);
   });
 

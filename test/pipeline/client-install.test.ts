@@ -11,7 +11,7 @@ import { patches } from "../../patches/index.ts";
 import { fixtureUpstreamDir, repoRoot } from "../../scripts/lib/paths.ts";
 import { build, check } from "../../scripts/pipeline/build.ts";
 import { packageOf } from "../../scripts/pipeline/install.ts";
-import { StepError } from "../../scripts/pipeline/run-logged.ts";
+import { CommandError } from "../../scripts/pipeline/run-logged.ts";
 import { manifestFile } from "../../scripts/pipeline/stamp.ts";
 
 const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
@@ -122,8 +122,8 @@ describe("client + install steps", () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(StepError);
-    const se = err as StepError;
+    expect(err).toBeInstanceOf(CommandError);
+    const se = err as CommandError;
     expect(se.message).toMatch(/^client: npm run build failed \(exit code 3 after [\d.]+s\); full log: .*client-build\.log$/);
     expect(se.logFile).toBe(path.join(logDir, "client-build.log"));
     expect(se.tail.join("\n")).toContain("Error: cannot resolve ./missing-module");

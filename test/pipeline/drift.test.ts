@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { patches } from "../../patches/index.ts";
 import { fixtureUpstreamDir } from "../../scripts/lib/paths.ts";
 import { build, BuildError, check } from "../../scripts/pipeline/build.ts";
+import { renderProblem } from "../../patches/lib/errors.ts";
 import { gitCommitAll } from "../support/toy.ts";
 
 describe("upstream drift on the fixture monitor", () => {
@@ -32,11 +33,13 @@ describe("upstream drift on the fixture monitor", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(BuildError);
-    const problems = (err as BuildError).problems.join("\n");
+    const problems = (err as BuildError).lines.join("\n");
     expect(problems).toContain('[write-queue] server/routes/hooks.js: expected 1 call router.post("/event", …) but found 0.');
     // Earlier patches moved the route down; the message also names upstream's own line.
     expect(problems).toMatch(new RegExp(`Nearest candidate: line \\d+ \\(upstream line ${line}\\): router\\.post\\("/events", \\(req, res\\) => \\{`));
     expect(problems).toContain(`(upstream: ${commit.slice(0, 7)})`);
+    // The same, as data: the nearest candidate's line in the text the patch saw, and upstream's.
+    expect((err as BuildError).problems.find((p) => p.patch === "write-queue")).toMatchObject({ file: "server/routes/hooks.js", upstreamLine: line, line: expect.any(Number) });
     expect(readFileSync(path.join(out, "server/routes/hooks.js"), "utf8")).toBe(before);
     expect(check({ out, stamp, upstream: fixtureUpstreamDir, patches }).ok).toBe(true);
   });
@@ -53,11 +56,11 @@ describe("upstream drift on the fixture monitor", () => {
 
     const err = await build({ upstream: drifted, out, patches, force: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildError);
-    const { problems, results } = err as BuildError;
+    const { lines: problems, results } = err as BuildError;
     expect(problems[0]).toContain("[transcript-outside-lock] server/routes/hooks.js:");
     expect(problems[0]).toContain("takes 3 parameter(s)");
     expect(problems.filter((p) => !p.includes("skipped (needs"))).toEqual([problems[0]]);
-    const skipped = (id: string) => results.filter((r) => r.patch === id).map((r) => `${r.action} ${r.error}`);
+    const skipped = (id: string) => results.filter((r) => r.patch === id).map((r) => `${r.action} ${r.problem ? renderProblem(r.problem) : ""}`);
     expect(skipped("write-queue")).toEqual(expect.arrayContaining([`skipped [write-queue] server/routes/hooks.js: skipped (needs transcript-outside-lock)`]));
     expect(skipped("write-queue").every((l) => l.startsWith("skipped"))).toBe(true);
     // Transitively: these need write-queue.

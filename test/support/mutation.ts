@@ -66,7 +66,7 @@ export async function buildMutant(dir: string, opts: { unpatched?: boolean; patc
     return { out, outcome, problems: null };
   } catch (err) {
     if (!(err instanceof BuildError)) throw err;
-    return { out, outcome: null, problems: err.problems.join("\n") };
+    return { out, outcome: null, problems: err.lines.join("\n") };
   }
 }
 

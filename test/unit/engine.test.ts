@@ -1,11 +1,21 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { PatchTargetError } from "../../patches/lib/errors.ts";
-import { applyPatchToText, runPatches } from "../../scripts/pipeline/patch.ts";
+import { PatchTargetError, renderProblem } from "../../patches/lib/errors.ts";
+import { createTwoFilesPatch } from "diff";
+import { applyPatchToText, lineDelta, runPatches } from "../../scripts/pipeline/patch.ts";
 import { makeToyUpstream, TOY_DB, toyPatch } from "../support/toy.ts";
 
 describe("patch engine", () => {
+  it("counts +/- lines as the review hunk shows them, a moved line included", () => {
+    const before = "a\nb\nc\n";
+    const after = "b\na\nc\nd\n";
+    const hunk = createTwoFilesPatch("a/f", "b/f", before, after).split("\n").slice(4);
+    const shown = { additions: hunk.filter((l) => l.startsWith("+")).length, deletions: hunk.filter((l) => l.startsWith("-")).length };
+    expect(shown).toEqual({ additions: 2, deletions: 1 });
+    expect(lineDelta(before, after)).toEqual(shown);
+  });
+
   it("applies a patch, marks the edit, and re-applying is a no-op", () => {
     const first = applyPatchToText(toyPatch, "server/db.js", TOY_DB);
     expect(first.action).toBe("applied");
@@ -68,14 +78,14 @@ describe("patch engine", () => {
     const moved = { ...toyPatch, adds: undefined, targets: ["server/gone.js"] };
     const out = runPatches(dir, [moved]);
     expect(out.ok).toBe(false);
-    expect(out.results[0].error).toBe("[toy-busy-timeout] server/gone.js: target file is missing from upstream. Moved or deleted upstream?");
+    expect(renderProblem(out.results[0].problem!)).toBe("[toy-busy-timeout] server/gone.js: target file is missing from upstream. Moved or deleted upstream?");
   });
 
   it("refuses to add a file upstream already has", () => {
     const dir = makeToyUpstream({ "server/lib/toy-added.js": "upstream's own\n" });
     const out = runPatches(dir, [toyPatch]);
     expect(out.ok).toBe(false);
-    expect(out.results.find((r) => r.action === "failed")?.error).toContain("declared as a new file, but upstream already has it");
+    expect(out.results.find((r) => r.action === "failed")?.problem?.message).toContain("declared as a new file, but upstream already has it");
   });
 });
 
@@ -130,6 +140,6 @@ describe("whole-tree hooks: discover, verifyTree, satisfied", () => {
     const dir = makeToyUpstream({ "server/lib/untouched.js": "legacy();\n" });
     const files = listFiles(dir);
     const gate = assertGeneratedTree({ dir, patches: [{ ...modern, targets: [], discover: undefined }], upstreamFiles: files, patchedFiles: [], addedFiles: [], nodeBinary: process.execPath });
-    expect(gate.problems).toEqual(["[toy-modern] whole tree: server/lib/untouched.js:1 legacy() call"]);
+    expect(gate.problems).toEqual([{ patch: "toy-modern", file: "whole tree", message: "server/lib/untouched.js:1 legacy() call" }]);
   });
 });

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
+import { renderProblem } from "../../patches/lib/errors.ts";
 import { syntaxCheck } from "../../scripts/pipeline/syntax.ts";
 
 describe("syntaxCheck", () => {
@@ -17,7 +18,8 @@ describe("syntaxCheck", () => {
     };
     for (const [f, t] of Object.entries(files)) writeFileSync(path.join(dir, f), t);
     const problems = syntaxCheck(ensureNode22(), Object.keys(files).map((rel) => ({ rel, abs: path.join(dir, rel) })));
-    expect(problems).toEqual([
+    expect(problems.map((p) => p.line)).toEqual([3, expect.any(Number)]);
+    expect(problems.map(renderProblem)).toEqual([
       "syntax: bad.js: SyntaxError: Identifier 'a' has already been declared (line 3)",
       expect.stringMatching(/^syntax: broken\.js: SyntaxError: .+ \(line \d+\)$/),
     ]);
