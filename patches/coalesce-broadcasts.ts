@@ -16,7 +16,7 @@ const HOOKS = "server/routes/hooks.js";
 const WS = "server/websocket.js";
 /** The frame types that carry one row's current state: only the last per row and batch matters. */
 export const ROW_TYPES = ["session_updated", "agent_updated"];
-const OURS = ["coalesceHeldFrames", "sendHeldFrame", "broadcastLatest", "LatestRow"];
+const OURS = ["coalesceHeldFrames", "sendHeldFrame", "broadcastLatest", "LatestRow", "rowReaders", "readRowsWhenSent"];
 
 type AnyFile = PatchFile | VerifyFile;
 
@@ -69,11 +69,32 @@ function applyHooks(file: PatchFile): void {
     file.edit.appendLeft(call.getExpression().getEnd(), `.latest`);
     file.edit.overwrite(read.getStart(), read.getEnd(), `${read.getArguments()[0].getText()}, ${m} (rowId) => ${rows.getText()}.get(rowId)`);
   }
+  // The same readers, for the frames that carry a row read earlier (`if (sess) broadcast("session_updated", sess)`):
+  // only module-level readers, which are still there when the batch's frames go out.
+  const top = topLevelNames(file.ast);
+  const readers = new Map<string, string>();
+  for (const { call, read } of sites) {
+    const rows = (read.getExpression() as import("ts-morph").PropertyAccessExpression).getExpression();
+    const root = rows.getText().split(".")[0];
+    const type = stringValue(call.getArguments()[0])!;
+    if (!readers.has(type) && top.has(root) && /^[\w$.]+$/.test(rows.getText())) readers.set(type, `${JSON.stringify(type)}: (rowId) => ${rows.getText()}.get(rowId)`);
+  }
+  if (readers.size === 0) {
+    fail(file, "a module-level row reader, e.g. stmts.getSession.get(id) with a top-level stmts", 0, `${frame(sites[0].call)}: every row is read through a local; cannot read rows again after COMMIT.`);
+  }
+  const last = file.ast.getStatements().at(-1)!;
+  const callee = sites[0].call.getExpression().getText();
+  file.edit.appendLeft(
+    last.getStart(true),
+    `${m}\n// Rows in held frames are read again once, after COMMIT (see websocket.js coalesceHeldFrames).\n${callee}.readRowsWhenSent({ ${[...readers.values()].join(", ")} });\n\n`,
+  );
 }
 
 function verifyHooks(file: VerifyFile): string[] {
   const problems = eagerRowBroadcasts(file).map(({ call }) => `${frame(call)}: reads the row per broadcast instead of once per batch (broadcast.latest)`);
   if (latestCalls(file).length === 0) problems.push("no broadcast.latest(…) call: row updates are still read per event");
+  const registered = file.ast.getStatements().some((st) => /(^|\.)broadcast\.readRowsWhenSent\(/.test(st.getText()));
+  if (!registered) problems.push("no broadcast.readRowsWhenSent({ … }): rows read earlier in a batch would be sent as they were then");
   return problems;
 }
 
@@ -89,7 +110,8 @@ function holdFlush(file: AnyFile) {
 
 const WS_CODE = (m: string) => `${m}
 // Coalescing of held frames (see holdBroadcasts): a batch sends one frame per row of
-// ${ROW_TYPES.join(" and ")}, the last one, where the first stood; every other frame as it was.
+// ${ROW_TYPES.join(" and ")}, the last one (a deferred read, if any: it sees the row after COMMIT),
+// where the first stood; every other frame as it was.
 // broadcast.latest(type, id, read) defers the row read itself: inside a hold it is read once, when
 // the frames are finally sent (after COMMIT), so a batch reads each session and agent once.
 class LatestRow {
@@ -106,20 +128,29 @@ function broadcastLatest(type, key, read) {
 }
 
 const COALESCED_TYPES = new Set(${JSON.stringify(ROW_TYPES)});
+// type -> (id) => row, registered by the module that owns the rows (hooks.js): a held frame that
+// carries a row read earlier in the batch is read again, once, when the batch's frames go out.
+const rowReaders = new Map();
+
+function readRowsWhenSent(readers) {
+  for (const [type, read] of Object.entries(readers)) if (COALESCED_TYPES.has(type)) rowReaders.set(type, read);
+}
 
 function coalesceHeldFrames(frames) {
   const out = [];
   const at = new Map();
-  for (const entry of frames) {
+  for (let entry of frames) {
     const [type, data] = entry;
     const key = !COALESCED_TYPES.has(type) ? undefined : data instanceof LatestRow ? data.key : data && data.id;
     if (key === undefined || key === null) {
       out.push(entry);
       continue;
     }
+    if (!(data instanceof LatestRow) && rowReaders.has(type)) entry = [type, new LatestRow(key, rowReaders.get(type))];
     const slot = at.get(type + "\\u0000" + key);
     if (slot === undefined) at.set(type + "\\u0000" + key, out.push(entry) - 1);
-    else out[slot] = entry;
+    // A deferred read beats a snapshot taken before it: it reads the row after COMMIT.
+    else if (!(out[slot][1] instanceof LatestRow) || entry[1] instanceof LatestRow) out[slot] = entry;
   }
   return out;
 }
@@ -132,6 +163,7 @@ function sendHeldFrame(type, data) {
 }
 
 broadcast.latest = broadcastLatest;
+broadcast.readRowsWhenSent = readRowsWhenSent;
 
 `;
 
@@ -176,6 +208,7 @@ function verifyWebsocket(file: VerifyFile): string[] {
   if (!over || !Node.isCallExpression(over) || over.getExpression().getText() !== "coalesceHeldFrames") problems.push("holdBroadcasts().flush() does not send coalesceHeldFrames(frames)");
   const assigned = file.ast.getStatements().some((s) => s.getText().replace(/\s+/g, "") === "broadcast.latest=broadcastLatest;");
   if (!assigned) problems.push("broadcast.latest is not set: callers cannot defer their row reads");
+  if (!file.ast.getStatements().some((s) => s.getText().replace(/\s+/g, "") === "broadcast.readRowsWhenSent=readRowsWhenSent;")) problems.push("broadcast.readRowsWhenSent is not set");
   if (!moduleExports(file)?.getProperty("broadcastLatest")) problems.push("broadcastLatest is not exported");
   return problems;
 }
