@@ -10,6 +10,7 @@ import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
 import coalesceBroadcasts from "./coalesce-broadcasts.ts";
+import indexListQueries from "./index-list-queries.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -22,4 +23,5 @@ export const patches: Patch[] = [
   sessionEndIsFinal,
   validateHookInput,
   coalesceBroadcasts,
+  indexListQueries,
 ];
