@@ -9,6 +9,8 @@ import parseTranscriptsOffLoop from "./parse-transcripts-off-loop.ts";
 import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
+import coalesceBroadcasts from "./coalesce-broadcasts.ts";
+import indexListQueries from "./index-list-queries.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -20,4 +22,6 @@ export const patches: Patch[] = [
   atomicWatchdog,
   sessionEndIsFinal,
   validateHookInput,
+  coalesceBroadcasts,
+  indexListQueries,
 ];

@@ -15,6 +15,7 @@ import { openDatabase, type SqliteDatabase } from "../../harness/sqlite.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
+import { connectWs, holdWriteLock, postRaw, track, waitFor } from "../support/hook-runtime.ts";
 import type { Monitor } from "../../harness/monitor.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";
 
@@ -51,87 +52,12 @@ interface Stats {
 }
 const stats = (m: Monitor) => m.get<Stats>("/api/hooks/write-queue/stats");
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** BEGIN IMMEDIATE on a second connection: the monitor cannot begin a write until release(). */
-function holdWriteLock(dbPath: string): { release(): void } {
-  const db = openDatabase(dbPath, { timeout: 10_000 });
-  db.exec("BEGIN IMMEDIATE");
-  return {
-    release() {
-      db.exec("COMMIT");
-      db.close();
-    },
-  };
-}
-
 function reader(dbPath: string): SqliteDatabase {
   return openDatabase(dbPath, { readonly: true, fileMustExist: true, timeout: 5_000 });
 }
 
 const countTag = (db: SqliteDatabase, tag: string) =>
   (db.prepare("SELECT count(*) AS n FROM events WHERE json_extract(data, '$.tag') = ?").get(tag) as { n: number }).n;
-
-/** POST /api/hooks/event keeping the headers (monitor.postEvent drops them). */
-async function postRaw(m: Monitor, hookType: string, data: Record<string, unknown>, timeoutMs = 60_000) {
-  const res = await fetch(`${m.url}/api/hooks/event`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ hook_type: hookType, data }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, retryAfter: res.headers.get("retry-after"), body };
-}
-
-/** Track a promise's settlement without awaiting it. */
-function track<T>(p: Promise<T>) {
-  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
-  const done = p.then(
-    (v) => Object.assign(state, { settled: true, value: v }),
-    (e) => Object.assign(state, { settled: true, error: e }),
-  );
-  return { state, done };
-}
-
-interface WsClient {
-  frames: { type: string; raw: string }[];
-  close(): void;
-}
-
-/** A dashboard client on /ws (the `ws` package; Node 20 has no global WebSocket). */
-async function connectWs(m: Monitor): Promise<WsClient> {
-  const WebSocket = require("ws") as new (url: string) => {
-    on(ev: "message", cb: (data: Buffer) => void): void;
-    once(ev: "open" | "error", cb: (err?: Error) => void): void;
-    close(): void;
-  };
-  const ws = new WebSocket(`${m.url.replace(/^http/, "ws")}/ws`);
-  const frames: { type: string; raw: string }[] = [];
-  ws.on("message", (data) => {
-    const raw = data.toString();
-    frames.push({ type: (JSON.parse(raw) as { type: string }).type, raw });
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", (err) => reject(err));
-  });
-  return { frames, close: () => ws.close() };
-}
 
 const sid = (label: string) => `${label}-${randomUUID()}`;
 
