@@ -253,4 +253,156 @@ function createSpoolReader(o) {
   return { nextChunk, cleanup, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
 }
 
-module.exports = { spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
+// ── server: stored event ids (exactly once) ─────────────────────────────────
+
+const ID_RE = /^[0-9A-Za-z-]{8,64}$/;
+
+/**
+ * Event ids stored in this database, inserted in the event's own SAVEPOINT (run() of the write
+ * queue runs inside it): an event rolled back takes its id with it; a second copy (POST and replay,
+ * or two replays) is acknowledged 200 and counted, not stored again.
+ */
+function createEventIds(db, counters) {
+  db.exec("CREATE TABLE IF NOT EXISTS hook_event_ids (event_id TEXT PRIMARY KEY, stored_at_ms INTEGER NOT NULL) WITHOUT ROWID");
+  let insert = null;
+  const has = db.prepare("SELECT 1 AS one FROM hook_event_ids WHERE event_id = ?");
+  function claim(id) {
+    if (!insert) insert = db.prepare("INSERT OR IGNORE INTO hook_event_ids (event_id, stored_at_ms) VALUES (?, ?)");
+    return Number(insert.run(id, Date.now()).changes) > 0;
+  }
+  return {
+    /** Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run. */
+    run(inner) {
+      return (item) => {
+        const id = item && item.data ? item.data.event_id : undefined;
+        if (typeof id === "string" && ID_RE.test(id) && !claim(id)) {
+          counters.duplicates++;
+          return { duplicate: true, event_id: id };
+        }
+        return inner(item);
+      };
+    },
+    /** Wraps afterCommit: a duplicate has no post-commit work. */
+    afterCommit(inner) {
+      return (item, result) => (result && result.duplicate ? undefined : inner(item, result));
+    },
+    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. */
+    stored: (id) => !!has.get(id),
+  };
+}
+
+// ── server: replay ───────────────────────────────────────────────────────────
+
+/**
+ * Replays the spool into this server's database through its write queue, in bounded chunks.
+ * @param {object} o
+ * @param {any} o.db the server's connection
+ * @param {any} o.writeQueue the write queue (enqueue, refusal, runExclusive, count)
+ * @param {string} o.dbPath this database's file: the consumer id is a hash of it
+ * @param {(hookType: string, data: object) => any} o.transcriptFor the route's transcript read
+ * @param {ReturnType<typeof createEventIds>} o.eventIds
+ * @param {object} o.counters shared counters (shown in the write-queue stats)
+ */
+function createSpoolReplay(o) {
+  const env = o.env || process.env;
+  const log = o.log || console;
+  const counters = o.counters;
+  const dir = o.dir || spoolDir(env);
+  const consumerId = crypto.createHash("sha256").update(path.resolve(o.dbPath)).digest("hex").slice(0, 16);
+  const intervalMs = Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) > 0 ? Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) : 3000;
+  o.db.exec("CREATE TABLE IF NOT EXISTS hook_spool_offsets (segment TEXT PRIMARY KEY, byte_offset INTEGER NOT NULL)");
+  const getOffset = o.db.prepare("SELECT byte_offset FROM hook_spool_offsets WHERE segment = ?");
+  const putOffset = o.db.prepare(
+    "INSERT INTO hook_spool_offsets (segment, byte_offset) VALUES (?, ?) ON CONFLICT(segment) DO UPDATE SET byte_offset = MAX(byte_offset, excluded.byte_offset)",
+  );
+  const offsets = new Map();
+  const offsetOf = (seg) => {
+    if (!offsets.has(seg)) {
+      const row = getOffset.get(seg);
+      offsets.set(seg, row ? Number(row.byte_offset) : 0);
+    }
+    return offsets.get(seg);
+  };
+  const reader = createSpoolReader({ dir, consumerId, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
+  let timer = null;
+  let running = false;
+  let stopped = false;
+  let backlogLogged = false;
+
+  async function replayChunk(chunk) {
+    const pending = [];
+    for (const { record } of chunk.records) {
+      const data = record.data;
+      if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
+        counters.spoolInvalid++;
+        continue;
+      }
+      if (o.eventIds.stored(record.event_id)) {
+        counters.spoolAlreadyStored++; // POST stored it: no queue, no transaction
+        continue;
+      }
+      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      pending.push(
+        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped) }).then(
+          (r) => (r && !r.duplicate ? counters.replayed++ : undefined),
+          (err) => {
+            if (err && err.status === 503) throw err; // not stored: keep the offset, retry next round
+            counters.spoolFailed++; // 500: the event itself fails; replaying it again would fail again
+          },
+        ),
+      );
+    }
+    await Promise.all(pending);
+    await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
+    offsets.set(chunk.segment, chunk.endOffset);
+  }
+
+  async function round() {
+    if (running || stopped) return;
+    running = true;
+    let n = 0;
+    try {
+      for (let chunk = reader.nextChunk(); chunk && !stopped; chunk = reader.nextChunk()) {
+        if (o.writeQueue.refusal && o.writeQueue.size && o.writeQueue.size() > 0 && n > 0) await new Promise((r) => setTimeout(r, 5)); // let live hooks go first
+        if (!backlogLogged && chunk.records.length > 0) {
+          backlogLogged = true;
+          log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
+        }
+        await replayChunk(chunk);
+        n += chunk.records.length;
+        await new Promise((r) => setImmediate(r));
+      }
+      reader.cleanup();
+      if (n > 0) log.log(`[spool] replay round done: ${n} record(s) read, ${counters.replayed} replayed in total, ${counters.duplicates} duplicate(s) skipped`);
+    } catch (err) {
+      if (!(err && err.status === 503)) log.warn(`[spool] replay failed: ${err && err.message ? err.message : err}`);
+    } finally {
+      running = false;
+      backlogLogged = n > 0 ? backlogLogged : false;
+      if (!stopped) timer = setTimeout(round, intervalMs);
+      if (timer && typeof timer.unref === "function") timer.unref();
+    }
+  }
+
+  return {
+    start() {
+      if (env.AGENT_MONITOR_SPOOL === "0") return;
+      timer = setTimeout(round, 0);
+      if (typeof timer.unref === "function") timer.unref();
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+    round,
+    consumerId,
+    stats: () => ({ ...reader.stats(), dir }),
+  };
+}
+
+/** Counters shared by the server parts; merged into GET /api/hooks/write-queue/stats and /spool/stats. */
+function spoolCounters() {
+  return { replayed: 0, duplicates: 0, spoolAlreadyStored: 0, spoolInvalid: 0, spoolFailed: 0 };
+}
+
+module.exports = { createEventIds, createSpoolReplay, spoolCounters, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
