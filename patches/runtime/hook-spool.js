@@ -79,6 +79,18 @@ function spoolAppend(payload, env = process.env) {
 }
 
 /**
+ * Client: give the event its id, spool it, and return the data to post (with event_id), so the
+ * server stores it once whether it arrives by POST, by replay or both. Never throws.
+ */
+function spoolHookEvent(hookType, data, env = process.env) {
+  if (!data || typeof data !== "object" || Array.isArray(data)) return data;
+  const out = { ...data, event_id: newEventId() };
+  const sentAt = typeof out.sent_at_ms === "number" ? out.sent_at_ms : Date.now();
+  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out }, env);
+  return out;
+}
+
+/**
  * Parse the complete records of `buf` (bytes of one segment from some offset). Returns the records
  * with their end offsets (relative to buf), the number of torn lines, and `consumed`: bytes up to
  * the last newline (an unterminated tail is left for the next read unless `final`).
@@ -262,7 +274,7 @@ const ID_RE = /^[0-9A-Za-z-]{8,64}$/;
  * queue runs inside it): an event rolled back takes its id with it; a second copy (POST and replay,
  * or two replays) is acknowledged 200 and counted, not stored again.
  */
-function createEventIds(db, counters) {
+function createEventIds(db, count) {
   db.exec("CREATE TABLE IF NOT EXISTS hook_event_ids (event_id TEXT PRIMARY KEY, stored_at_ms INTEGER NOT NULL) WITHOUT ROWID");
   let insert = null;
   const has = db.prepare("SELECT 1 AS one FROM hook_event_ids WHERE event_id = ?");
@@ -276,7 +288,7 @@ function createEventIds(db, counters) {
       return (item) => {
         const id = item && item.data ? item.data.event_id : undefined;
         if (typeof id === "string" && ID_RE.test(id) && !claim(id)) {
-          counters.duplicates++;
+          count("spoolDuplicates");
           return { duplicate: true, event_id: id };
         }
         return inner(item);
@@ -301,12 +313,13 @@ function createEventIds(db, counters) {
  * @param {string} o.dbPath this database's file: the consumer id is a hash of it
  * @param {(hookType: string, data: object) => any} o.transcriptFor the route's transcript read
  * @param {ReturnType<typeof createEventIds>} o.eventIds
- * @param {object} o.counters shared counters (shown in the write-queue stats)
+ * @param {(name: string) => void} o.count counts into the write-queue stats
  */
 function createSpoolReplay(o) {
   const env = o.env || process.env;
   const log = o.log || console;
-  const counters = o.counters;
+  const count = o.count;
+  const totals = { read: 0, replayed: 0 };
   const dir = o.dir || spoolDir(env);
   const consumerId = crypto.createHash("sha256").update(path.resolve(o.dbPath)).digest("hex").slice(0, 16);
   const intervalMs = Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) > 0 ? Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) : 3000;
@@ -334,20 +347,25 @@ function createSpoolReplay(o) {
     for (const { record } of chunk.records) {
       const data = record.data;
       if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
-        counters.spoolInvalid++;
+        count("spoolInvalid");
         continue;
       }
       if (o.eventIds.stored(record.event_id)) {
-        counters.spoolAlreadyStored++; // POST stored it: no queue, no transaction
+        count("spoolAlreadyStored"); // POST stored it: no queue, no transaction
         continue;
       }
       const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
       pending.push(
         o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped) }).then(
-          (r) => (r && !r.duplicate ? counters.replayed++ : undefined),
+          (r) => {
+            if (r && !r.duplicate) {
+              totals.replayed++;
+              count("spoolReplayed");
+            }
+          },
           (err) => {
             if (err && err.status === 503) throw err; // not stored: keep the offset, retry next round
-            counters.spoolFailed++; // 500: the event itself fails; replaying it again would fail again
+            count("spoolFailed"); // 500: the event itself fails; replaying it again would fail again
           },
         ),
       );
@@ -373,7 +391,7 @@ function createSpoolReplay(o) {
         await new Promise((r) => setImmediate(r));
       }
       reader.cleanup();
-      if (n > 0) log.log(`[spool] replay round done: ${n} record(s) read, ${counters.replayed} replayed in total, ${counters.duplicates} duplicate(s) skipped`);
+      if (n > 0) log.log(`[spool] replay round done: ${n} record(s) read, ${totals.replayed} replayed since start`);
     } catch (err) {
       if (!(err && err.status === 503)) log.warn(`[spool] replay failed: ${err && err.message ? err.message : err}`);
     } finally {
@@ -400,9 +418,4 @@ function createSpoolReplay(o) {
   };
 }
 
-/** Counters shared by the server parts; merged into GET /api/hooks/write-queue/stats and /spool/stats. */
-function spoolCounters() {
-  return { replayed: 0, duplicates: 0, spoolAlreadyStored: 0, spoolInvalid: 0, spoolFailed: 0 };
-}
-
-module.exports = { createEventIds, createSpoolReplay, spoolCounters, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
+module.exports = { spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
