@@ -8,7 +8,7 @@ import { Node, SyntaxKind, type ObjectLiteralExpression, type PropertyAssignment
 import { topLevelFunction, topLevelNames } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
-import { callAnchor, findAll, findOne, frame, type Anchor } from "./lib/find.ts";
+import { callAnchor, findAll, findOne, frame, stringValue, type Anchor } from "./lib/find.ts";
 
 const ID = "spool-hook-events";
 const HOOKS = "server/routes/hooks.js";
@@ -177,11 +177,17 @@ export default definePatch({
   apply: (file) => (file.path === HANDLER ? applyHandler(file) : applyHooks(file)),
   verify: (file) => (file.path === HANDLER ? verifyHandler(file) : verifyHooks(file)),
   verifyTree(tree: TreeView) {
-    // Every hook client in the tree that posts a { hook_type, data } payload to /api/hooks/event spools it first.
+    // Every hook client in the tree (a module that calls a sender with "/api/hooks/event", e.g.
+    // sendHook(ports, "/api/hooks/event", payload)) spools the { hook_type, data } payload it builds.
+    // Upstream's own tests (which post fixed events with supertest) and its OpenAPI docs are not clients.
     const problems: string[] = [];
     for (const p of tree.jsFiles) {
-      if (tree.isAdded(p) || !tree.text(p).includes("/api/hooks/event") || !tree.text(p).includes("hook_type")) continue;
-      for (const prop of findAll(tree.file(p), payloadData)) {
+      if (tree.isAdded(p) || /(^|\/)__tests__\/|\.test\.[cm]?js$/.test(p)) continue;
+      if (!tree.text(p).includes("/api/hooks/event") || !tree.text(p).includes("hook_type")) continue;
+      const file = tree.file(p);
+      const sends = file.ast.getDescendantsOfKind(SyntaxKind.CallExpression).some((c) => c.getArguments().some((a) => stringValue(a) === "/api/hooks/event"));
+      if (!sends) continue;
+      for (const prop of findAll(file, payloadData)) {
         if (!isSpoolCall(prop.getInitializer())) problems.push(`${p}:${prop.getStartLineNumber()} posts hook data without spooling it first (${frame(prop)})`);
       }
     }
