@@ -11,6 +11,7 @@ import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
 import coalesceBroadcasts from "./coalesce-broadcasts.ts";
 import indexListQueries from "./index-list-queries.ts";
+import spoolHookEvents from "./spool-hook-events.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -24,4 +25,5 @@ export const patches: Patch[] = [
   validateHookInput,
   coalesceBroadcasts,
   indexListQueries,
+  spoolHookEvents,
 ];

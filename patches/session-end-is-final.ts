@@ -82,7 +82,9 @@ function verifyHandler(file: VerifyFile): string[] {
   const props = findAll(file, payloadData);
   if (props.length !== 1) return [...problems, `expected 1 { hook_type, data } payload, found ${props.length}`];
   const init = props[0].getInitializer();
-  if (!init || !Node.isCallExpression(init) || init.getExpression().getText() !== N.stamp) problems.push(`the posted data is not stamped (${frame(props[0])})`);
+  // stampSentAt(…) itself, or inside a later patch's wrapper (spool-hook-events: spoolHookEvent(hookType, stampSentAt(…)))
+  const calls = init ? [init, ...init.getDescendantsOfKind(SyntaxKind.CallExpression)] : [];
+  if (!calls.some((c) => Node.isCallExpression(c) && c.getExpression().getText() === N.stamp)) problems.push(`the posted data is not stamped (${frame(props[0])})`);
   return problems;
 }
 

@@ -1,0 +1,421 @@
+"use strict";
+/**
+ * [patch:spool-hook-events] Write-ahead spool for hook events (added to the tree by the build-time
+ * patch `spool-hook-events`; source kept in patches/runtime/hook-spool.js of the patch repository).
+ *
+ * Client side (scripts/hook-handler.js): before it sends, the hook appends one framed record per
+ * event to the per-user spool with ONE write() of the whole record to a file opened O_APPEND. On a
+ * local filesystem one write() to a regular file lands whole relative to other appenders (PIPE_BUF
+ * only bounds atomicity for pipes/FIFOs, not regular files); a crash mid-write (power loss, full
+ * disk) can still leave a torn tail, which the framing detects.
+ *
+ * Framing: "\n<byteLength> <json>\n". A record is valid only when the line's JSON has exactly
+ * <byteLength> bytes and parses. The leading "\n" ends any torn fragment before it, so a torn
+ * record costs itself, never the record after it. Blank lines are skipped.
+ *
+ * Segments: spool/<minute bucket>.log, chosen by the writer's clock (no coordination between hook
+ * processes). Only the two newest buckets may still grow; older segments are complete.
+ *
+ * Server side: a reader per consumer (one consumer = one database) reads past its own offsets in
+ * bounded chunks. Exactly-once does not rest on the offsets: every event carries event_id and the
+ * server stores ids in the same SAVEPOINT as the event, so a record read twice is a counted
+ * duplicate. Offsets only keep the reader from re-reading what it already passed.
+ *
+ * CommonJS, Node built-ins only (the hook client runs on whatever Node runs Claude Code).
+ */
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const crypto = require("crypto");
+
+const SEGMENT_MS = 60_000;
+const DEFAULT_CAP_BYTES = 256 * 1024 * 1024;
+const DEFAULT_GRACE_MS = 7 * 24 * 3600_000;
+const CONSUMERS = "consumers";
+
+/** The spool directory: AGENT_MONITOR_SPOOL_DIR, else ~/.claude/agent-monitor-spool (no dashboard needed to find it). */
+function spoolDir(env = process.env) {
+  const override = env.AGENT_MONITOR_SPOOL_DIR;
+  if (override) return path.resolve(override);
+  return path.join(os.homedir(), ".claude", "agent-monitor-spool");
+}
+
+function segmentName(nowMs) {
+  return `${String(Math.floor(nowMs / SEGMENT_MS)).padStart(12, "0")}.log`;
+}
+
+function frame(record) {
+  const json = JSON.stringify(record);
+  return `\n${Buffer.byteLength(json)} ${json}\n`;
+}
+
+function newEventId() {
+  return typeof crypto.randomUUID === "function" ? crypto.randomUUID() : crypto.randomBytes(16).toString("hex");
+}
+
+/**
+ * Client: append { event_id, sent_at_ms, hook_type, data } to the spool. Returns the event id, or
+ * null when the spool cannot be written (the hook then sends as before: the spool never blocks it).
+ * AGENT_MONITOR_SPOOL_FSYNC=1 also fsyncs (survives power loss; costs the hook a disk flush).
+ */
+function spoolAppend(payload, env = process.env) {
+  if (env.AGENT_MONITOR_SPOOL === "0") return null;
+  try {
+    const dir = spoolDir(env);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const record = { event_id: newEventId(), sent_at_ms: Date.now(), ...payload };
+    const fd = fs.openSync(path.join(dir, segmentName(record.sent_at_ms)), "a", 0o600);
+    try {
+      fs.writeSync(fd, frame(record));
+      if (env.AGENT_MONITOR_SPOOL_FSYNC === "1") fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return record;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Client: give the event its id, spool it, and return the data to post (with event_id), so the
+ * server stores it once whether it arrives by POST, by replay or both. Never throws.
+ */
+function spoolHookEvent(hookType, data, env = process.env) {
+  if (!data || typeof data !== "object" || Array.isArray(data)) return data;
+  const out = { ...data, event_id: newEventId() };
+  const sentAt = typeof out.sent_at_ms === "number" ? out.sent_at_ms : Date.now();
+  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out }, env);
+  return out;
+}
+
+/**
+ * Parse the complete records of `buf` (bytes of one segment from some offset). Returns the records
+ * with their end offsets (relative to buf), the number of torn lines, and `consumed`: bytes up to
+ * the last newline (an unterminated tail is left for the next read unless `final`).
+ */
+function parseRecords(buf, final) {
+  const records = [];
+  let torn = 0;
+  let pos = 0;
+  const last = buf.lastIndexOf(0x0a);
+  const end = final ? buf.length : last + 1;
+  while (pos < end) {
+    let nl = buf.indexOf(0x0a, pos);
+    if (nl === -1 || nl >= end) nl = end;
+    if (nl > pos) {
+      const line = buf.subarray(pos, nl);
+      const sp = line.indexOf(0x20);
+      const len = sp > 0 ? Number(line.subarray(0, sp).toString("latin1")) : NaN;
+      let record = null;
+      if (Number.isInteger(len) && len === line.length - sp - 1) {
+        try {
+          record = JSON.parse(line.subarray(sp + 1).toString("utf8"));
+        } catch {
+          record = null;
+        }
+      }
+      if (record && typeof record === "object" && typeof record.event_id === "string") records.push({ record, end: nl + 1 });
+      else torn++;
+    }
+    pos = nl + 1;
+  }
+  return { records, torn, consumed: Math.max(0, Math.min(end, buf.length)) };
+}
+
+/**
+ * Server: reads the spool for one consumer.
+ * @param {object} o
+ * @param {string} o.dir spool directory
+ * @param {string} o.consumerId stable id of this consumer (e.g. a hash of its database path)
+ * @param {(segment: string) => number} o.offsetOf this consumer's committed offset in a segment (from ITS database)
+ * @param {number} [o.maxRecords] records per chunk
+ * @param {number} [o.capBytes] spool size cap; the oldest segments are dropped (counted) beyond it
+ * @param {number} [o.graceMs] a segment older than this is removed even if a registered consumer has not passed it
+ */
+function createSpoolReader(o) {
+  const dir = o.dir;
+  const maxRecords = o.maxRecords || 500;
+  const capBytes = o.capBytes || DEFAULT_CAP_BYTES;
+  const graceMs = o.graceMs || DEFAULT_GRACE_MS;
+  const counters = { torn: 0, droppedSegments: 0, droppedBytes: 0, removedSegments: 0 };
+
+  function segments() {
+    try {
+      return fs.readdirSync(dir).filter((f) => /^\d{12}\.log$/.test(f)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** A segment two buckets old can no longer grow (writers use their clock's current bucket). */
+  function isClosed(name, nowMs) {
+    return Number(name.slice(0, 12)) < Math.floor(nowMs / SEGMENT_MS) - 1;
+  }
+
+  /**
+   * The next chunk past the consumer's offsets: { segment, records: [{ record, offset }], torn } where
+   * offset is the segment offset after that record; null when nothing new. Offsets are advanced by the
+   * caller, in its database, after it stored the records.
+   */
+  function nextChunk(nowMs = Date.now()) {
+    for (const name of segments()) {
+      const file = path.join(dir, name);
+      let size;
+      try {
+        size = fs.statSync(file).size;
+      } catch {
+        continue;
+      }
+      const from = o.offsetOf(name);
+      if (from >= size) continue;
+      const fd = fs.openSync(file, "r");
+      try {
+        const want = Math.min(size - from, 4 * 1024 * 1024);
+        const buf = Buffer.alloc(want);
+        const got = fs.readSync(fd, buf, 0, want, from);
+        const final = isClosed(name, nowMs) && from + got >= size;
+        const parsed = parseRecords(buf.subarray(0, got), final);
+        counters.torn += parsed.torn;
+        const records = parsed.records.slice(0, maxRecords).map((r) => ({ record: r.record, offset: from + r.end }));
+        const endOffset = records.length === parsed.records.length ? from + parsed.consumed : records[records.length - 1].offset;
+        if (records.length === 0 && endOffset === from) continue; // an unterminated tail still being written
+        return { segment: name, records, endOffset, torn: parsed.torn };
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return null;
+  }
+
+  /** Publish this consumer's position (for other consumers' cleanup), then remove passed segments. */
+  function cleanup(nowMs = Date.now()) {
+    const names = segments();
+    const cdir = path.join(dir, CONSUMERS);
+    try {
+      fs.mkdirSync(cdir, { recursive: true });
+      const passed = names.filter((n) => isClosed(n, nowMs) && o.offsetOf(n) >= fileSize(n));
+      const tmp = path.join(cdir, `.${o.consumerId}.${process.pid}.tmp`);
+      fs.writeFileSync(tmp, JSON.stringify({ consumerId: o.consumerId, passed, at: nowMs }));
+      fs.renameSync(tmp, path.join(cdir, `${o.consumerId}.json`));
+    } catch {
+      return;
+    }
+    const views = readConsumers(cdir);
+    let total = 0;
+    const live = [];
+    for (const n of names) {
+      const age = nowMs - Number(n.slice(0, 12)) * SEGMENT_MS;
+      const everyonePassed = views.length > 0 && views.every((v) => v.passed.includes(n));
+      if (isClosed(n, nowMs) && (everyonePassed || age > graceMs)) {
+        if (removeSegment(n)) counters.removedSegments++;
+      } else {
+        live.push(n);
+        total += fileSize(n);
+      }
+    }
+    // size cap: drop the oldest closed segments, counted
+    for (const n of live) {
+      if (total <= capBytes || !isClosed(n, nowMs)) break;
+      const sz = fileSize(n);
+      if (removeSegment(n)) {
+        counters.droppedSegments++;
+        counters.droppedBytes += sz;
+        total -= sz;
+      }
+    }
+  }
+
+  function fileSize(n) {
+    try {
+      return fs.statSync(path.join(dir, n)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  function removeSegment(n) {
+    try {
+      fs.unlinkSync(path.join(dir, n));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function readConsumers(cdir) {
+    const out = [];
+    for (const f of fs.readdirSync(cdir)) {
+      if (!f.endsWith(".json")) continue;
+      try {
+        const v = JSON.parse(fs.readFileSync(path.join(cdir, f), "utf8"));
+        if (Array.isArray(v.passed)) out.push(v);
+      } catch {
+        // a consumer file being replaced: ignore this round
+      }
+    }
+    return out;
+  }
+
+  function spoolBytes() {
+    return segments().reduce((s, n) => s + fileSize(n), 0);
+  }
+
+  return { nextChunk, cleanup, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
+}
+
+// ── server: stored event ids (exactly once) ─────────────────────────────────
+
+const ID_RE = /^[0-9A-Za-z-]{8,64}$/;
+
+/**
+ * Event ids stored in this database, inserted in the event's own SAVEPOINT (run() of the write
+ * queue runs inside it): an event rolled back takes its id with it; a second copy (POST and replay,
+ * or two replays) is acknowledged 200 and counted, not stored again.
+ */
+function createEventIds(db, count) {
+  db.exec("CREATE TABLE IF NOT EXISTS hook_event_ids (event_id TEXT PRIMARY KEY, stored_at_ms INTEGER NOT NULL) WITHOUT ROWID");
+  let insert = null;
+  const has = db.prepare("SELECT 1 AS one FROM hook_event_ids WHERE event_id = ?");
+  function claim(id) {
+    if (!insert) insert = db.prepare("INSERT OR IGNORE INTO hook_event_ids (event_id, stored_at_ms) VALUES (?, ?)");
+    return Number(insert.run(id, Date.now()).changes) > 0;
+  }
+  return {
+    /** Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run. */
+    run(inner) {
+      return (item) => {
+        const id = item && item.data ? item.data.event_id : undefined;
+        if (typeof id === "string" && ID_RE.test(id) && !claim(id)) {
+          count("spoolDuplicates");
+          return { duplicate: true, event_id: id };
+        }
+        return inner(item);
+      };
+    },
+    /** Wraps afterCommit: a duplicate has no post-commit work. */
+    afterCommit(inner) {
+      return (item, result) => (result && result.duplicate ? undefined : inner(item, result));
+    },
+    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. */
+    stored: (id) => !!has.get(id),
+  };
+}
+
+// ── server: replay ───────────────────────────────────────────────────────────
+
+/**
+ * Replays the spool into this server's database through its write queue, in bounded chunks.
+ * @param {object} o
+ * @param {any} o.db the server's connection
+ * @param {any} o.writeQueue the write queue (enqueue, refusal, runExclusive, count)
+ * @param {string} o.dbPath this database's file: the consumer id is a hash of it
+ * @param {(hookType: string, data: object) => any} o.transcriptFor the route's transcript read
+ * @param {ReturnType<typeof createEventIds>} o.eventIds
+ * @param {(name: string) => void} o.count counts into the write-queue stats
+ */
+function createSpoolReplay(o) {
+  const env = o.env || process.env;
+  const log = o.log || console;
+  const count = o.count;
+  const totals = { read: 0, replayed: 0 };
+  const dir = o.dir || spoolDir(env);
+  const consumerId = crypto.createHash("sha256").update(path.resolve(o.dbPath)).digest("hex").slice(0, 16);
+  const intervalMs = Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) > 0 ? Number(env.AGENT_MONITOR_SPOOL_REPLAY_MS) : 3000;
+  o.db.exec("CREATE TABLE IF NOT EXISTS hook_spool_offsets (segment TEXT PRIMARY KEY, byte_offset INTEGER NOT NULL)");
+  const getOffset = o.db.prepare("SELECT byte_offset FROM hook_spool_offsets WHERE segment = ?");
+  const putOffset = o.db.prepare(
+    "INSERT INTO hook_spool_offsets (segment, byte_offset) VALUES (?, ?) ON CONFLICT(segment) DO UPDATE SET byte_offset = MAX(byte_offset, excluded.byte_offset)",
+  );
+  const offsets = new Map();
+  const offsetOf = (seg) => {
+    if (!offsets.has(seg)) {
+      const row = getOffset.get(seg);
+      offsets.set(seg, row ? Number(row.byte_offset) : 0);
+    }
+    return offsets.get(seg);
+  };
+  const reader = createSpoolReader({ dir, consumerId, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
+  let timer = null;
+  let running = false;
+  let stopped = false;
+  let backlogLogged = false;
+
+  async function replayChunk(chunk) {
+    const pending = [];
+    for (const { record } of chunk.records) {
+      const data = record.data;
+      if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
+        count("spoolInvalid");
+        continue;
+      }
+      if (o.eventIds.stored(record.event_id)) {
+        count("spoolAlreadyStored"); // POST stored it: no queue, no transaction
+        continue;
+      }
+      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      pending.push(
+        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped) }).then(
+          (r) => {
+            if (r && !r.duplicate) {
+              totals.replayed++;
+              count("spoolReplayed");
+            }
+          },
+          (err) => {
+            if (err && err.status === 503) throw err; // not stored: keep the offset, retry next round
+            count("spoolFailed"); // 500: the event itself fails; replaying it again would fail again
+          },
+        ),
+      );
+    }
+    await Promise.all(pending);
+    await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
+    offsets.set(chunk.segment, chunk.endOffset);
+  }
+
+  async function round() {
+    if (running || stopped) return;
+    running = true;
+    let n = 0;
+    try {
+      for (let chunk = reader.nextChunk(); chunk && !stopped; chunk = reader.nextChunk()) {
+        if (o.writeQueue.refusal && o.writeQueue.size && o.writeQueue.size() > 0 && n > 0) await new Promise((r) => setTimeout(r, 5)); // let live hooks go first
+        if (!backlogLogged && chunk.records.length > 0) {
+          backlogLogged = true;
+          log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
+        }
+        await replayChunk(chunk);
+        n += chunk.records.length;
+        await new Promise((r) => setImmediate(r));
+      }
+      reader.cleanup();
+      if (n > 0) log.log(`[spool] replay round done: ${n} record(s) read, ${totals.replayed} replayed since start`);
+    } catch (err) {
+      if (!(err && err.status === 503)) log.warn(`[spool] replay failed: ${err && err.message ? err.message : err}`);
+    } finally {
+      running = false;
+      backlogLogged = n > 0 ? backlogLogged : false;
+      if (!stopped) timer = setTimeout(round, intervalMs);
+      if (timer && typeof timer.unref === "function") timer.unref();
+    }
+  }
+
+  return {
+    start() {
+      if (env.AGENT_MONITOR_SPOOL === "0") return;
+      timer = setTimeout(round, 0);
+      if (typeof timer.unref === "function") timer.unref();
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+    round,
+    consumerId,
+    stats: () => ({ ...reader.stats(), dir }),
+  };
+}
+
+module.exports = { spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
