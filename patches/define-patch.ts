@@ -29,6 +29,8 @@ export type VerifyFile = Omit<PatchFile, "edit" | "satisfied">;
 export interface TreeView {
   /** Every .js/.cjs/.mjs file of the tree (posix relative paths, sorted). */
   readonly jsFiles: string[];
+  /** Every .ts/.tsx/.js/.jsx under client/src (sorted, no __tests__): what a client patch's verifyTree reads. */
+  readonly clientFiles: string[];
   text(path: string): string;
   file(path: string): VerifyFile;
   /** A file a patch added (our runtime code under server/patch-runtime/, opening with a `[patch:<id>]` comment), not upstream's. */

@@ -9,6 +9,7 @@ import parseTranscriptsOffLoop from "./parse-transcripts-off-loop.ts";
 import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
+import coalescePageReloads from "./coalesce-page-reloads.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -20,4 +21,5 @@ export const patches: Patch[] = [
   atomicWatchdog,
   sessionEndIsFinal,
   validateHookInput,
+  coalescePageReloads,
 ];

@@ -158,16 +158,6 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
   removeTree(staging);
   try {
     const mat = await step("materialize", () => materialize(upstream.dir, staging, { client: withClient }), (m) => `${m.files.length} files (${materializedEntries({ client: withClient }).join(", ")})`);
-    let shipped = mat.files;
-    let client: ClientBuild | undefined;
-    if (withClient) {
-      client = await step(
-        "client",
-        () => buildClient(staging, { hashes: mat.hashes, nodeBinary: node, nodeVersion: nodeVersion(node), log, logDir: opts.logDir }),
-        (c) => `${c.files.length} files in client/dist${c.cached ? ` from cache (${c.inputHash})` : ` built (${c.inputHash})`}`,
-      );
-      shipped = [...mat.files.filter((f) => !f.startsWith(`${CLIENT_DIR}/`)), ...client.files];
-    }
     const patched = await step("patch", () => runPatches(staging, patches), (p) => `${patches.length} patches, ${p.patchedFiles.length} files changed, ${p.addedFiles.length} added`);
     const report = opts.report === false ? "" : patchDiffs(patched.results);
     if (opts.diff && report) log(report);
@@ -182,10 +172,22 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     }
     const gate = await step(
       "gate",
-      () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: shipped, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
+      () => assertGeneratedTree({ dir: staging, patches, upstreamFiles: mat.files, patchedFiles: patched.patchedFiles, addedFiles: patched.addedFiles, nodeBinary: node }),
       (g) => `${patches.length} verifies, ${patched.patchedFiles.length + patched.addedFiles.length} syntax checks, file list: ${g.problems.length} problems`,
     );
     if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, reviews);
+    // minimal: engine helper replaces this. Client patches edit client/src, so the client step runs
+    // after patch and gate, on the patched sources (its cache key hashes them, not upstream's).
+    let client: ClientBuild | undefined;
+    if (withClient) {
+      const clientHashes = hashFiles(staging, listFiles(staging).filter((f) => f.startsWith(`${CLIENT_DIR}/`) && !f.endsWith(".map")));
+      for (const f of ["package.json"]) clientHashes[f] = mat.hashes[f];
+      client = await step(
+        "client",
+        () => buildClient(staging, { hashes: clientHashes, nodeBinary: node, nodeVersion: nodeVersion(node), log, logDir: opts.logDir }),
+        (c) => `${c.files.length} files in client/dist${c.cached ? ` from cache (${c.inputHash})` : ` built (${c.inputHash})`}`,
+      );
+    }
     if (opts.strict && reviews.length > 0) throw new BuildError("review (--strict)", reviews.map((r) => r.line), patched.results, reviews);
     let installed: Installed | undefined;
     if (withInstall) {

@@ -42,7 +42,9 @@ let parseCount = 0;
 
 /** Parse JS text into a throwaway ts-morph SourceFile (locating only, no type-check). */
 export function parseJs(filePath: string, text: string): SourceFile {
-  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind: ScriptKind.JS });
+  // minimal: engine helper replaces this (client sources parse as TS/TSX by extension)
+  const scriptKind = /\.tsx$/.test(filePath) ? ScriptKind.TSX : /\.ts$/.test(filePath) ? ScriptKind.TS : /\.jsx$/.test(filePath) ? ScriptKind.JSX : ScriptKind.JS;
+  return project.createSourceFile(`/p${parseCount++}/${filePath}`, text, { overwrite: true, scriptKind });
 }
 
 // The engine parses the same text several times (verify before, apply, verify after, the gate's
@@ -109,8 +111,11 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     if (t === undefined) texts.set(f, (t = read(f)));
     return t;
   };
+  // minimal: engine helper replaces this (client sources a client patch's verifyTree reads)
+  const clientFiles = [...new Set(paths)].filter((f) => f.startsWith("client/src/") && /\.(ts|tsx|js|jsx)$/.test(f) && !/\/__tests__\//.test(f)).sort();
   return {
     jsFiles,
+    clientFiles,
     text,
     file(f) {
       let v = views.get(f);
