@@ -21,7 +21,10 @@ const TALKS_TO_SERVER = /\bapi\.[\w.]+\(|\bfetch\(/;
  * Subscribers reviewed and left direct, each with why it is cheap: `<file>#<callee>`.
  * Only frames that hook events never send (run_status, update checks, remote-source syncs) reach them.
  */
-export const REVIEWED_DIRECT: Record<string, string> = {};
+export const REVIEWED_DIRECT: Record<string, string> = {
+  "client/src/hooks/useNotifications.ts#notify":
+    "not a reload: one browser push notification per notable event (session end, agent error), sent only when the user granted notifications; coalescing would drop notifications",
+};
 
 type AnyFile = PatchFile | VerifyFile;
 
@@ -83,15 +86,21 @@ function directCalls(file: AnyFile): Direct[] {
       const args = call.getArguments();
       if (Node.isIdentifier(callee) && isLoader(callee.getText())) {
         const name = callee.getText();
-        const fn = args.length === 0 ? name : `() => ${call.getText()}`;
-        out.push({ node: call, callee: name, replacement: `coalesced(${key(name)}, ${fn})` });
+        // With arguments only a loader by name is folded (a call like notify(title, body) is an action: each one counts).
+        const fn = args.length === 0 ? name : LOADER_NAME.test(name) ? `() => ${call.getText()}` : null;
+        out.push({ node: call, callee: name, replacement: fn && `coalesced(${key(name)}, ${fn})` });
       } else if (Node.isIdentifier(callee) && callee.getText() === "setTimeout" && args[0] && Node.isIdentifier(args[0]) && isLoader(args[0].getText())) {
         // A trailing-only debounce (clearTimeout + setTimeout(load, 300)) never fires under a steady
         // stream: hand each frame to the coalescer on the next tick instead.
         const name = args[0].getText();
         out.push({ node: call, callee: name, replacement: `setTimeout(() => coalesced(${key(name)}, ${name}), 0)` });
-      } else if (/^api\./.test(callee.getText())) {
-        out.push({ node: call, callee: callee.getText(), replacement: null });
+      } else if (/^api(\.\w+)+$/.test(callee.getText().replace(/\s/g, ""))) {
+        // An inline api.x.y().then(…) statement: fold the whole statement.
+        const name = callee.getText().replace(/\s/g, "");
+        let outer: Node = call;
+        for (let p = outer.getParent(); p && (Node.isPropertyAccessExpression(p) || (Node.isCallExpression(p) && p.getExpression() === outer)); p = outer.getParent()) outer = p;
+        const statement = Node.isExpressionStatement(outer.getParent()) && args.length === 0;
+        out.push({ node: outer, callee: name, replacement: statement ? `coalesced(${key(name)}, () => ${outer.getText()})` : null });
       }
     }
   }
@@ -137,9 +146,11 @@ function verify(file: VerifyFile): string[] {
   return problems;
 }
 
+const subscriberFiles = (tree: TreeView) => tree.clientFiles.filter((f) => f !== COALESCE_FILE && tree.text(f).includes("eventBus.subscribe("));
+
 /** Every client file with an eventBus subscriber, and its direct server calls. */
 function scan(tree: TreeView): { files: string[]; direct: string[]; exceptions: string[] } {
-  const files = tree.clientFiles.filter((f) => f !== COALESCE_FILE && tree.text(f).includes("eventBus.subscribe("));
+  const files = subscriberFiles(tree);
   const direct: string[] = [];
   const exceptions: string[] = [];
   for (const f of files) {
@@ -158,8 +169,9 @@ export default definePatch({
   why: "The Sessions page reloads GET /api/sessions on every session_updated frame (every hook event sends one): 15–24 API requests per second per page, each a 70 ms query on the loop that answers hooks; the Dashboard's 300 ms trailing debounce never fires under a steady stream (issue #13).",
   removeWhen: "Upstream coalesces WS-driven reloads itself (PR #222 debounces the sessions list; a trailing-only debounce starves, so check it has a leading call and a max interval).",
   targets: ["client/src/pages/Sessions.tsx", "client/src/pages/Dashboard.tsx", "client/src/pages/SessionDetail.tsx"],
-  optionalTargets: ["client/src/pages/KanbanBoard.tsx", "client/src/pages/ActivityFeed.tsx", "client/src/pages/Analytics.tsx", "client/src/components/SessionOverview.tsx"],
   adds: { [COALESCE_FILE]: coalesceSource },
+  // Every other client file whose subscribers reload directly (KanbanBoard, ActivityFeed, Analytics, …).
+  discover: (tree) => subscriberFiles(tree).filter((f) => directCalls(tree.file(f)).some((d) => d.replacement !== null && !reviewed(f, d))),
   apply,
   verify,
   verifyTree(tree) {
