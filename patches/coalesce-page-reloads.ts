@@ -84,7 +84,8 @@ function directCalls(file: AnyFile): Direct[] {
       if (insideCoalesced(call)) continue;
       const callee = call.getExpression();
       const args = call.getArguments();
-      if (Node.isIdentifier(callee) && isLoader(callee.getText())) {
+      // A call whose value is used (const prefs = loadPrefs()) is a read the code needs now, not a reload.
+      if (Node.isIdentifier(callee) && isLoader(callee.getText()) && Node.isExpressionStatement(call.getParent())) {
         const name = callee.getText();
         // With arguments only a loader by name is folded (a call like notify(title, body) is an action: each one counts).
         const fn = args.length === 0 ? name : LOADER_NAME.test(name) ? `() => ${call.getText()}` : null;
