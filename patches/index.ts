@@ -10,6 +10,7 @@ import atomicWatchdog from "./atomic-watchdog.ts";
 import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
+import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -22,4 +23,5 @@ export const patches: Patch[] = [
   sessionEndIsFinal,
   validateHookInput,
   coalescePageReloads,
+  dashboardAgentsOneRequest,
 ];
