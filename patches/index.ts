@@ -12,6 +12,8 @@ import validateHookInput from "./validate-hook-input.ts";
 import coalesceBroadcasts from "./coalesce-broadcasts.ts";
 import indexListQueries from "./index-list-queries.ts";
 import spoolHookEvents from "./spool-hook-events.ts";
+import coalescePageReloads from "./coalesce-page-reloads.ts";
+import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -26,4 +28,6 @@ export const patches: Patch[] = [
   coalesceBroadcasts,
   indexListQueries,
   spoolHookEvents,
+  coalescePageReloads,
+  dashboardAgentsOneRequest,
 ];

@@ -12,7 +12,7 @@ import path from "node:path";
 import { isCacheEntry, publishCacheDir } from "../lib/cache-dir.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashManifest, listFiles } from "../lib/hash.ts";
-import { cacheDir } from "../lib/paths.ts";
+import { cacheDir, repoRoot } from "../lib/paths.ts";
 import { pathWithNodeFirst, runLogged } from "./run-logged.ts";
 
 export const CLIENT_DIR = "client";
@@ -54,7 +54,9 @@ export async function buildClient(stagingDir: string, opts: ClientOptions): Prom
   const cached = path.join(cacheRoot, inputHash);
   const hit = isCacheEntry(cached, DONE_MARKER);
   if (!hit) {
-    const env = { ...process.env, PATH: pathWithNodeFirst(opts.nodeBinary) };
+    // NODE_PATH: the fixture client's build.js requires the project's own esbuild, also from a staging
+    // folder outside the repo (tests build in a temp dir); upstream's client resolves its own Vite first.
+    const env = { ...process.env, PATH: pathWithNodeFirst(opts.nodeBinary), NODE_PATH: path.join(repoRoot, "node_modules") };
     // --include=dev: the build needs the client's devDependencies (Vite) even if NODE_ENV=production is set.
     const common = { cwd: clientDir, logDir: opts.logDir, log: opts.log };
     await runLogged({ ...common, name: "client-npm-ci", title: "client: npm ci", cmd: "npm", args: ["ci", "--include=dev", "--no-audit", "--no-fund"], env });

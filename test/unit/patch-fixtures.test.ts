@@ -1,5 +1,5 @@
 // Fixture pairs, found by reading the folder: test/fixtures/patches/<patch-id>/<case>.input.js
-// -> <case>.output.js (applies, then re-applies as a no-op) or <case>.error.txt (must fail with
+// (or .ts/.tsx for client patches) -> <case>.output.js (applies, then re-applies as a no-op) or <case>.error.txt (must fail with
 // each line of that file in the message). The first line `// target: <path>` names the target
 // file when the patch has several. Orphan or unregistered fixtures fail the suite.
 // A chained input (an earlier patch's output but for deliberate edits) is declared in
@@ -82,20 +82,22 @@ describe("patch fixture folders", () => {
 for (const id of folders) {
   const dir = path.join(root, id);
   const files = readdirSync(dir);
-  const cases = files.filter((f) => f.endsWith(".input.js")).map((f) => f.slice(0, -".input.js".length));
+  // Client patches' fixtures are .ts/.tsx: the engine parses by extension.
+  const extOf = new Map(files.flatMap((f) => { const m = /^(.*)\.input\.(js|ts|tsx)$/.exec(f); return m ? [[m[1], m[2]] as const] : []; }));
+  const cases = [...extOf.keys()];
 
   describe(`fixtures: ${id}`, () => {
     it("has at least one applying case and one drifted case, and no orphan files", () => {
-      const known = new Set(cases.flatMap((c) => [`${c}.input.js`, `${c}.output.js`, `${c}.error.txt`, `${c}${DERIVED_SUFFIX}`]));
+      const known = new Set(cases.flatMap((c) => [`${c}.input.${extOf.get(c)}`, `${c}.output.${extOf.get(c)}`, `${c}.error.txt`, `${c}${DERIVED_SUFFIX}`]));
       expect(files.filter((f) => !known.has(f))).toEqual([]);
-      expect(cases.some((c) => files.includes(`${c}.output.js`))).toBe(true);
+      expect(cases.some((c) => files.includes(`${c}.output.${extOf.get(c)}`))).toBe(true);
       expect(cases.some((c) => files.includes(`${c}.error.txt`))).toBe(true);
-      for (const c of cases) expect(files.includes(`${c}.output.js`) || files.includes(`${c}.error.txt`), `${c} has no expectation`).toBe(true);
+      for (const c of cases) expect(files.includes(`${c}.output.${extOf.get(c)}`) || files.includes(`${c}.error.txt`), `${c} has no expectation`).toBe(true);
     });
 
     for (const c of cases) {
-      const inputFile = path.join(dir, `${c}.input.js`);
-      const outputFile = path.join(dir, `${c}.output.js`);
+      const inputFile = path.join(dir, `${c}.input.${extOf.get(c)}`);
+      const outputFile = path.join(dir, `${c}.output.${extOf.get(c)}`);
       const errorFile = path.join(dir, `${c}.error.txt`);
       const derivedFile = path.join(dir, `${c}${DERIVED_SUFFIX}`);
       // Read when the test runs: in update mode an earlier folder's test may just have rewritten it.
