@@ -54,7 +54,9 @@ export default definePatch({
   },
   verify(file) {
     if (file.path === ROUTE) return file.text.includes(LIST_CLAUSE) ? [] : [`GET /api/agents does not take a list of session ids (no "${LIST_CLAUSE}" clause)`];
-    return perItemRequests(file).map((c) => `line ${c.getStartLineNumber()}: one request per element (${c.getText().split("\n")[0].trim()})`);
+    const problems = perItemRequests(file).map((c) => `line ${c.getStartLineNumber()}: one request per element (${c.getText().split("\n")[0].trim()})`);
+    if (!/api\.agents\.list\(\{ session_id: \w+\.join\(","\)/.test(file.text)) problems.push("no single api.agents.list({ session_id: ids.join(\",\") }) request");
+    return problems;
   },
   verifyTree(tree: TreeView) {
     const out: string[] = [];
