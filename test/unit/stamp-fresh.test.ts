@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { isClientFile } from "../../patches/define-patch.ts";
 import { patches } from "../../patches/index.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import { readPin } from "../../scripts/lib/pin.ts";
@@ -15,9 +16,12 @@ describe("committed build-stamp.json", () => {
   it("describes the pinned release", () => {
     const pin = readPin();
     expect(stamp.upstream).toMatchObject({ repository: pin.repository, tag: pin.tag, commit: pin.commit });
-    // Every file a patch edits and every runtime module it adds is hashed (not just "many files").
-    const runtimes = readdirSync(path.join(repoRoot, "patches", "runtime")).map((f) => `server/patch-runtime/${f}`);
-    for (const file of [...new Set(patches.flatMap((p) => p.targets)), ...runtimes]) expect(stamp.outputs[file], file).toMatch(/^[0-9a-f]{64}$/);
+    // Every server-side file a patch edits and every runtime module it adds is hashed (not just "many
+    // files"). Client sources are not shipped: what ships of them is client/dist, built from them.
+    const runtimes = readdirSync(path.join(repoRoot, "patches", "runtime")).filter((f) => f.endsWith(".js")).map((f) => `server/patch-runtime/${f}`);
+    const shipped = [...new Set(patches.flatMap((p) => p.targets))].filter((f) => !isClientFile(f));
+    for (const file of [...shipped, ...runtimes]) expect(stamp.outputs[file], file).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.keys(stamp.outputs).some((f) => f.startsWith("client/dist/assets/")), "client/dist is stamped").toBe(true);
   });
 
   it("covers what the app bundles: the built client and the installed runtime deps", () => {
