@@ -2,12 +2,12 @@
 // with savepoints, for both drivers: the node:sqlite compat wrapper and better-sqlite3.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type CallExpression, Node, type PropertyAccessExpression, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
+import { type CallExpression, Node, type PropertyAccessExpression, SyntaxKind, type VariableDeclaration } from "ts-morph";
 import { indentAt } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
-import { type ConnectionSite, connectionSites, MAY_OPEN_CONNECTION, sqlLiteral } from "./lib/sqlite.ts";
+import { type BeginStatement, beginStatements, type ConnectionSite, connectionSites, isDeferred, MAY_OPEN_CONNECTION } from "./lib/sqlite.ts";
 
 const ID = "immediate-transactions";
 const COMPAT = "server/compat-sqlite.js";
@@ -17,123 +17,6 @@ export const RUNTIME_FILE = "server/patch-runtime/immediate-transactions.js";
 const runtimeSource = readFileSync(new URL("./runtime/immediate-transactions.js", import.meta.url), "utf8");
 
 type AnyFile = PatchFile | VerifyFile;
-
-// ── Raw BEGIN statements in SQL strings ─────────────────────────────────────
-
-export interface BeginStatement {
-  /** The call running the SQL (`db.exec(…)` / `db.prepare(…)`). */
-  call: CallExpression;
-  /** Offset of `BEGIN` in the file. */
-  at: number;
-  /** 1-based line of `BEGIN` in the file. */
-  line: number;
-  /** The mode word and its offsets, when the statement names one. */
-  mode: { word: "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE"; start: number; end: number } | null;
-}
-
-/** A BEGIN that starts a deferred transaction (no mode, or DEFERRED): the read-to-write upgrade hazard. */
-export function isDeferred(b: BeginStatement): boolean {
-  return b.mode === null || b.mode.word === "DEFERRED";
-}
-
-/**
- * BEGIN statements inside string literals passed to `.exec(…)` / `.prepare(…)` calls, found with a
- * small SQL tokenizer (comments, quoted strings and `;` boundaries respected, so `-- BEGIN` or
- * `'BEGIN'` do not count). Template literals are scanned part by part around their `${…}`; an
- * identifier argument is followed to its `const` string in the same file.
- */
-export function beginStatements(file: AnyFile): BeginStatement[] {
-  const out: BeginStatement[] = [];
-  if (!/begin/i.test(file.text)) return out; // cheap: most files never spell it
-  const sf: SourceFile = file.ast;
-  for (const call of sf.getDescendantsOfKind(SyntaxKind.CallExpression)) {
-    const callee = call.getExpression();
-    if (!Node.isPropertyAccessExpression(callee) || !["exec", "prepare"].includes(callee.getName())) continue;
-    const arg = sqlLiteral(file, call.getArguments()[0]); // a literal, or the const it names
-    if (!arg) continue;
-    const parts: { node: Node; open: number; close: number; startsStatement: boolean }[] = [];
-    if (Node.isStringLiteral(arg) || Node.isNoSubstitutionTemplateLiteral(arg)) {
-      parts.push({ node: arg, open: 1, close: 1, startsStatement: true });
-    } else if (Node.isTemplateExpression(arg)) {
-      parts.push({ node: arg.getHead(), open: 1, close: 2, startsStatement: true });
-      for (const span of arg.getTemplateSpans()) {
-        const lit = span.getLiteral();
-        parts.push({ node: lit, open: 1, close: Node.isTemplateTail(lit) ? 1 : 2, startsStatement: false });
-      }
-    } else {
-      continue;
-    }
-    for (const part of parts) {
-      const text = part.node.getText();
-      const raw = text.slice(part.open, text.length - part.close);
-      const base = part.node.getStart() + part.open;
-      for (const b of scanBegins(raw, part.startsStatement)) {
-        out.push({
-          call,
-          at: base + b.at,
-          line: sf.getLineAndColumnAtPos(base + b.at).line,
-          mode: b.mode ? { word: b.mode.word, start: base + b.mode.start, end: base + b.mode.end } : null,
-        });
-      }
-    }
-  }
-  return out;
-}
-
-type Mode = "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE";
-
-/** BEGIN keywords that start a statement in raw literal text (JS escapes like `\n` count as whitespace). */
-function scanBegins(raw: string, startsStatement: boolean): { at: number; mode: { word: Mode; start: number; end: number } | null }[] {
-  const found: { at: number; mode: { word: Mode; start: number; end: number } | null }[] = [];
-  let i = 0;
-  let atStart = startsStatement;
-  const skipTrivia = (): void => {
-    for (;;) {
-      if (i < raw.length && /\s/.test(raw[i])) i++;
-      else if (raw[i] === "\\" && /[nrtv]/.test(raw[i + 1] ?? "")) i += 2;
-      else if (raw.startsWith("--", i)) {
-        while (i < raw.length && raw[i] !== "\n" && !raw.startsWith("\\n", i)) i++;
-      } else if (raw.startsWith("/*", i)) {
-        const end = raw.indexOf("*/", i + 2);
-        i = end < 0 ? raw.length : end + 2;
-      } else return;
-    }
-  };
-  const readWord = (): { word: string; start: number; end: number } => {
-    const start = i;
-    while (i < raw.length && /[A-Za-z0-9_]/.test(raw[i])) i++;
-    return { word: raw.slice(start, i), start, end: i };
-  };
-  while (i < raw.length) {
-    skipTrivia();
-    if (i >= raw.length) break;
-    const c = raw[i];
-    if (c === ";") {
-      atStart = true;
-      i++;
-    } else if (c === "'" || c === '"' || c === "`" || c === "[") {
-      const close = c === "[" ? "]" : c;
-      i++;
-      while (i < raw.length && raw[i] !== close) i++;
-      i++;
-      atStart = false;
-    } else if (/[A-Za-z_]/.test(c)) {
-      const w = readWord();
-      if (atStart && w.word.toUpperCase() === "BEGIN") {
-        skipTrivia();
-        const next = /[A-Za-z_]/.test(raw[i] ?? "") ? readWord() : null;
-        const upper = next?.word.toUpperCase();
-        const mode = upper === "DEFERRED" || upper === "IMMEDIATE" || upper === "EXCLUSIVE" ? { word: upper as Mode, start: next!.start, end: next!.end } : null;
-        found.push({ at: w.start, mode });
-      }
-      atStart = false;
-    } else {
-      i += c === "\\" ? 2 : 1;
-      atStart = false;
-    }
-  }
-  return found;
-}
 
 // ── compat-sqlite.js: the transaction(fn) method ────────────────────────────
 

@@ -1,7 +1,8 @@
 // Unit checks of immediate-transactions beyond the fixture pairs: the SQL scan that finds raw
 // BEGIN statements, and what verify/report say about a db.js or compat-sqlite.js.
 import { describe, expect, it } from "vitest";
-import patch, { beginStatements } from "../../patches/immediate-transactions.ts";
+import patch from "../../patches/immediate-transactions.ts";
+import { beginStatements } from "../../patches/lib/sqlite.ts";
 import { memoryTreeView, verifyView } from "../../scripts/pipeline/patch.ts";
 
 const begins = (js: string) => beginStatements(verifyView("server/db.js", js)).map((b) => [b.line, b.mode?.word ?? null]);
