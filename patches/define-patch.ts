@@ -33,7 +33,7 @@ export type VerifyFile = Omit<PatchFile, "edit" | "satisfied">;
  * Filter on `text(path)` before asking for `file(path).ast` to keep parsing cheap.
  */
 export interface TreeView {
-  /** Every .js/.cjs/.mjs file of the tree (posix relative paths, sorted). */
+  /** Every .js/.cjs/.mjs file of the tree outside client/ (posix relative paths, sorted); the client is clientFiles. */
   readonly jsFiles: string[];
   /**
    * Every .ts/.tsx/.js/.jsx file under client/src (sorted, __tests__ excluded): the client sources a
@@ -107,6 +107,13 @@ export const isClientPatch = (patch: Patch): boolean => {
   const files = [...patch.targets, ...(patch.optionalTargets ?? [])];
   return files.length > 0 && files.every(isClientFile);
 };
+
+/**
+ * The patch as it applies to a tree without client sources (--no-client, or a generated tree, which
+ * ships client/dist only): null for a client patch, else the patch with its client targets dropped.
+ */
+export const withoutClientTargets = (patch: Patch): Patch | null =>
+  isClientPatch(patch) ? null : { ...patch, targets: patch.targets.filter((f) => !isClientFile(f)), optionalTargets: patch.optionalTargets?.filter((f) => !isClientFile(f)) };
 
 /** The comment placed at each edit so the output says which patch wrote what. */
 export function marker(id: string): string {

@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { isClientPatch, type Patch } from "../../patches/define-patch.ts";
+import { isClientPatch, type Patch, withoutClientTargets } from "../../patches/define-patch.ts";
 import { type Problem, renderProblem } from "../../patches/lib/errors.ts";
 import { UserError } from "../lib/errors.ts";
 import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
@@ -202,7 +202,7 @@ export const BUILD_STEPS: readonly BuildStep[] = [
     async run(ctx) {
       const all = await ctx.loadPatches();
       // Without client sources (--no-client) there is nothing for a client patch to edit.
-      const patches = (ctx.patches = ctx.client === false ? all.filter((p) => !isClientPatch(p)) : all);
+      const patches = (ctx.patches = ctx.client === false ? all.flatMap((p) => withoutClientTargets(p) ?? []) : all);
       const [{ runPatches }, { patchDiffs }] = await Promise.all([import("./patch.ts"), import("./report.ts")]);
       const patched = (ctx.patched = runPatches(need(ctx.staging, "staging"), patches));
       ctx.report = ctx.opts.report === false ? "" : patchDiffs(patched.results);

@@ -118,7 +118,8 @@ export function memoryTreeView(files: Record<string, string>, added: string[] = 
 
 function makeTreeView(paths: string[], read: (f: string) => string, added: Set<string>): TreeView {
   const unique = [...new Set(paths)].sort();
-  const jsFiles = unique.filter((f) => /\.[cm]?js$/.test(f));
+  // Server-side JS only: the client is its own world (clientFiles), and only its built dist ships.
+  const jsFiles = unique.filter((f) => /\.[cm]?js$/.test(f) && !f.startsWith("client/"));
   const clientFiles = unique.filter((f) => f.startsWith(CLIENT_SOURCES) && /\.(tsx?|jsx?)$/.test(f) && !f.includes("/__tests__/"));
   const texts = new Map<string, string>();
   const views = new Map<string, VerifyFile>();

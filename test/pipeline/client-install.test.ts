@@ -37,8 +37,9 @@ describe("client + install steps", () => {
     expect(readFileSync(path.join(logsA, "client-build.log"), "utf8")).toContain("fixture client build:");
     // Only dist is shipped: no client sources, lockfile or node_modules.
     expect(readdirSync(path.join(out, "client"))).toEqual(["dist"]);
-    expect(readdirSync(path.join(out, "client/dist")).sort()).toEqual(["index.html", "unique.txt"]);
-    expect(Object.keys(first.stamp.outputs).filter((f) => f.startsWith("client/")).sort()).toEqual(["client/dist/index.html", "client/dist/unique.txt"]);
+    // The fixture's build copies index.html and bundles the TSX pages (unique.txt only makes this test's cache key its own).
+    expect(readdirSync(path.join(out, "client/dist")).sort()).toEqual(["index.html", "pages.js"]);
+    expect(Object.keys(first.stamp.outputs).filter((f) => f.startsWith("client/")).sort()).toEqual(["client/dist/index.html", "client/dist/pages.js"]);
     // Runtime deps are the output's own.
     for (const dep of ["express", "ws", "uuid"]) expect(existsSync(path.join(out, "node_modules", dep, "package.json"))).toBe(true);
     expect(first.stamp.runtimeDeps).toMatchObject({ packages: expect.any(Number), tree: expect.stringMatching(/^[0-9a-f]{64}$/) });

@@ -97,6 +97,8 @@ describe("client patches", () => {
     cpSync(fixtureUpstreamDir, up, { recursive: true, filter: (src) => !src.includes(`${path.sep}node_modules`) && !src.endsWith(`${path.sep}dist`) });
     mkdirSync(path.join(up, "client/src/pages"), { recursive: true });
     writeFileSync(path.join(up, PAGE), pageText);
+    // This toy page is not the fixture's app: a client whose build copies src/ into dist/, so the dist shows the patched text as is.
+    writeFileSync(path.join(up, "client/build.js"), 'const fs = require("fs");\nfs.rmSync(__dirname + "/dist", { recursive: true, force: true });\nfs.cpSync(__dirname + "/src", __dirname + "/dist", { recursive: true });\nconsole.log("fixture client build: copied");\n');
     writeFileSync(path.join(up, "client/src/unique.txt"), `${process.pid}-${Date.now()}-${Math.random()}\n`); // a cache miss first
     const out = path.join(tmp("fx-client-patch-out-"), "agent-monitor");
     const opts = { upstream: up, out, stamp: `${out}.stamp.json`, install: false, force: true, logDir: tmp("logs-") };

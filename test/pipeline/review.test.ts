@@ -67,7 +67,7 @@ describe("applies — re-review", () => {
     const strictOut = tmpOut("strict");
     const err = await build({ upstream: drifted, out: strictOut, patches, force: true, reviewed, strict: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BuildError);
-    expect((err as BuildError).problems).toEqual(res.reviews.map((r) => r.line));
+    expect((err as BuildError).lines).toEqual(res.reviews.map((r) => r.line));
   });
 
   it("summarizes added, removed and changed statements", () => {

@@ -48,7 +48,10 @@ describe.each(trees())("session-end-is-final in the generated %s tree", (_label,
       .getDescendantsOfKind(SyntaxKind.PropertyAssignment)
       .filter((p) => p.getName() === "data" && (p.getParent() as import("ts-morph").ObjectLiteralExpression).getProperty("hook_type"));
     expect(data).toHaveLength(1);
-    expect(data[0].getInitializer()?.getText()).toBe("stampSentAt(parsedData)");
+    // spool-hook-events (a later patch) wraps it: spoolHookEvent(hookType, stampSentAt(parsedData)).
+    const init = data[0].getInitializer()!;
+    const stamped = init.getText() === "stampSentAt(parsedData)" ? init : init.getDescendantsOfKind(SyntaxKind.CallExpression).find((c) => c.getText() === "stampSentAt(parsedData)");
+    expect(stamped?.getText(), init.getText()).toBe("stampSentAt(parsedData)");
   });
 
   it("the event function decides once, before reactivation, and a late event takes no state-changing branch", async () => {
