@@ -23,6 +23,8 @@ export interface StartMonitorOptions {
   nodeBinary?: string;
   /** How long to wait for GET /api/health; default 20 s. */
   startTimeoutMs?: number;
+  /** A fixed port (e.g. a restart on the port the hooks know); default: a free one, retried if taken. */
+  port?: number;
 }
 
 export interface PostResult {
@@ -68,9 +70,9 @@ export async function startMonitor(opts: StartMonitorOptions): Promise<Monitor> 
 
   // A port found free can be taken before the child binds it; retry in that case.
   let lastError: Error | null = null;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < (opts.port ? 1 : 3); attempt++) {
     const homeDir = mkdtempSync(path.join(os.tmpdir(), "monitor-home-"));
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     try {
       const server = await startServer({
         treeDir: opts.treeDir,

@@ -86,7 +86,11 @@ function spoolHookEvent(hookType, data, env = process.env) {
   if (!data || typeof data !== "object" || Array.isArray(data)) return data;
   const out = { ...data, event_id: newEventId() };
   const sentAt = typeof out.sent_at_ms === "number" ? out.sent_at_ms : Date.now();
-  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out }, env);
+  // A hook run for one dashboard (CLAUDE_DASHBOARD_PORT, upstream's override) is addressed to it, so
+  // other dashboards of the same user do not replay it; an unaddressed event (the usual fan-out, or no
+  // dashboard running) is replayed by every dashboard, each into its own database once.
+  const to = String(env.CLAUDE_DASHBOARD_PORT || "").trim();
+  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out, ...(to ? { to } : {}) }, env);
   return out;
 }
 
@@ -342,10 +346,17 @@ function createSpoolReplay(o) {
   let stopped = false;
   let backlogLogged = false;
 
+  // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
+  const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
+
   async function replayChunk(chunk) {
     const pending = [];
     for (const { record } of chunk.records) {
       const data = record.data;
+      if (record.to !== undefined && String(record.to) !== ownPort) {
+        count("spoolForOtherDashboard"); // addressed to another dashboard (CLAUDE_DASHBOARD_PORT)
+        continue;
+      }
       if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
         count("spoolInvalid");
         continue;

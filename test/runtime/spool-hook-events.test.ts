@@ -96,7 +96,8 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     await runHooks(tree, henv, sid, 20); // the dashboard is down: nothing listens on the port
     const emitted = spooledIds(spoolDir, tree);
     expect(emitted).toHaveLength(40);
-    const again = await start(tree, { dbPath: m.dbPath, env });
+    // Back on its port, as a restarted dashboard is: the hooks addressed it (CLAUDE_DASHBOARD_PORT).
+    const again = await start(tree, { dbPath: m.dbPath, env, port: m.port });
     const ids = await until("every spooled event stored", () => {
       const s = storedIds(again.dbPath);
       return emitted.every((id) => s.has(id)) && s;

@@ -23,7 +23,7 @@ export interface RuntimeScratch {
    * startMonitor on `treeDir` with NODE_PATH from runtimeNodePath (`env` is merged over it);
    * the monitor is ended after all tests of the file unless forgotten first.
    */
-  start(treeDir: string, opts?: { dbPath?: string; env?: Record<string, string> }): Promise<Monitor>;
+  start(treeDir: string, opts?: { dbPath?: string; env?: Record<string, string>; port?: number }): Promise<Monitor>;
   /** Stop tracking a monitor the test ended itself. */
   forget(monitor: Monitor): void;
 }
@@ -49,7 +49,7 @@ export function useRuntimeScratch(opts: { teardown?: "stop" | "kill" } = {}): Ru
     },
     async start(treeDir, startOpts = {}) {
       const env = { NODE_PATH: await runtimeNodePath(treeDir), ...startOpts.env };
-      const m = await startMonitor({ treeDir, dbPath: startOpts.dbPath, env });
+      const m = await startMonitor({ treeDir, dbPath: startOpts.dbPath, env, port: startOpts.port });
       monitors.add(m);
       return m;
     },
