@@ -21,6 +21,7 @@ const spool = require(RUNTIME) as {
     stats(): Record<string, number>;
   };
   frame(r: object): string;
+  spoolHookEvent(hookType: string, data: object, env: NodeJS.ProcessEnv): { event_id: string };
   segmentName(ms: number): string;
   SEGMENT_MS: number;
 };
@@ -54,6 +55,19 @@ describe("hook-spool runtime", () => {
     expect(new Set(got.map((r) => r.event_id)).size).toBe(800);
     expect(drain(reader, offsets)).toHaveLength(0);
     expect(reader.stats().torn).toBe(0);
+  });
+
+  it("addresses a hook run for one dashboard (CLAUDE_DASHBOARD_PORT) to it, and a fan-out hook to none", () => {
+    const dir = scratch();
+    const sent = spool.spoolHookEvent("Stop", { session_id: "s1" }, { AGENT_MONITOR_SPOOL_DIR: dir, CLAUDE_DASHBOARD_PORT: "5123" });
+    const fanOut = spool.spoolHookEvent("Stop", { session_id: "s2" }, { AGENT_MONITOR_SPOOL_DIR: dir });
+    const offsets = new Map<string, number>();
+    const reader = spool.createSpoolReader({ dir, consumerId: "a", offsetOf: (s: string) => offsets.get(s) ?? 0 });
+    const got = drain(reader, offsets) as unknown as { event_id: string; to?: string }[];
+    expect(got.map((r) => [r.event_id, r.to])).toEqual([
+      [sent.event_id, "5123"],
+      [fanOut.event_id, undefined],
+    ]);
   });
 
   it("skips and counts a torn record without losing the one after it", () => {
