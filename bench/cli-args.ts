@@ -1,11 +1,11 @@
 // `npm run bench` flags, declared once for scripts/lib/cli.ts (--help and the one-line errors come from here).
-import { flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
+import { existingPath, flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
 import { MODES, type Mode } from "./protocol.ts";
 import type { HistorySize } from "./history.ts";
 import type { TreeKind } from "./trees.ts";
 import { WATCH_PAGES, type WatchPage } from "./watch.ts";
 
-const TREES: readonly TreeKind[] = ["unpatched", "patched"];
+const TREES: readonly TreeKind[] = ["unpatched", "patched"];  // baseline comes with --baseline
 
 export const BENCH_CLI = {
   command: "npm run bench --",
@@ -82,6 +82,13 @@ history database made through the tree (bench/history.ts), cached in
 .cache/history/. Without watching it applies to every run.`,
       oneOf(["none", "small", "large"]),
     ),
+    baseline: option(
+      "<dir>",
+      `a generated tree of an earlier main (its .generated/agent-monitor, or
+a copy), run as it is as a third tree "baseline" after the patched one;
+the tables add base and pat/base columns`,
+      existingPath,
+    ),
     out: option("<dir>", "results folder", undefined, "bench-results"),
     rebuild: flag("pass --force to the build CLI for both trees"),
   },
@@ -113,6 +120,8 @@ export interface BenchOptions {
   history: "none" | HistorySize;
   /** Today's runs (every N, unwatched); false with an explicit --watch. */
   baseRuns: boolean;
+  /** A generated tree run as it is as the third tree (null: none). */
+  baseline: string | null;
   out: string;
   rebuild: boolean;
   help: boolean;
@@ -143,6 +152,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     watchAgents: watch.length === 0 ? [] : v.watch === undefined ? agents.filter((n) => n === 22 || n === 64) : agents,
     history: v.history ?? (watch.length ? "large" : "none"),
     baseRuns: v.watch === undefined || watch.length === 0,
+    baseline: v.baseline ?? null,
     out: v.out,
     rebuild: v.rebuild,
     help,

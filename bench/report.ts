@@ -133,8 +133,9 @@ function phaseOf(runs: RunRecord[], tree: TreeKind, n: number, mode: Mode, varia
 /** Rows of one mode's comparison: header + one row per figure (cells already formatted). */
 export function comparisonRows(report: BenchReport, mode: Mode, variant = variants(report)[0] ?? "none|"): string[][] {
   const ns = report.options.agents.filter((n) => report.runs.some((r) => r.agents === n && variantOf(r) === variant));
+  const withBase = kindsOf(report).includes("baseline");
   const header = ["figure"];
-  for (const n of ns) header.push(`N=${n} unp`, "pat", "pat/unp");
+  for (const n of ns) header.push(`N=${n} unp`, "pat", "pat/unp", ...(withBase ? ["base", "pat/base"] : []));
   const rows = [header];
   for (const f of FIGURES) {
     const row = [f.label];
@@ -144,6 +145,11 @@ export function comparisonRows(report: BenchReport, mode: Mode, variant = varian
       const uv = u ? f.get(u.m, u.run) : null;
       const pv = p ? f.get(p.m, p.run) : null;
       row.push(show(uv, f.digits), show(pv, f.digits), u && p ? ratio(uv, pv) : "");
+      if (withBase) {
+        const b = phaseOf(report.runs, "baseline", n, mode, variant);
+        const bv = b ? f.get(b.m, b.run) : null;
+        row.push(show(bv, f.digits), b && p ? ratio(bv, pv) : "");
+      }
     }
     rows.push(row);
   }
@@ -198,13 +204,15 @@ export function watchedRows(report: BenchReport, mode: Mode): string[][] {
   const unwatched = `${o.history}|`;
   const watched = `${o.history}|${o.watch.join(",")}`;
   const ns = o.agents.filter((n) => report.runs.some((r) => r.agents === n && variantOf(r) === watched));
+  const trees = kindsOf(report);
+  const short: Record<TreeKind, string> = { unpatched: "unp", patched: "pat", baseline: "base" };
   const header = ["figure"];
-  for (const n of ns) header.push(`N=${n} unp`, "unp watched", "pat", "pat watched");
+  for (const n of ns) header.push(...trees.flatMap((t, i) => [i === 0 ? `N=${n} ${short[t]}` : short[t], `${short[t]} watched`]));
   const rows = [header];
   for (const f of watchedFigures(o.watch)) {
     const row = [f.label];
     for (const n of ns) {
-      for (const tree of ["unpatched", "patched"] as const) {
+      for (const tree of trees) {
         for (const v of [unwatched, watched]) {
           const x = phaseOf(report.runs, tree, n, mode, v);
           row.push(x ? show(f.get(x.m, x.run), f.digits) : "–");
@@ -236,13 +244,13 @@ export function markdownTable(rows: string[][]): string {
   ].join("\n");
 }
 
-const COLORS: Record<TreeKind, string> = { unpatched: "#d62728", patched: "#1f77b4" };
+const COLORS: Record<TreeKind, string> = { unpatched: "#d62728", patched: "#1f77b4", baseline: "#7f7f7f" };
 
 export function chartFor(report: BenchReport): string {
   const variant = variants(report)[0] ?? "none|";
   const rows: ChartRow[] = report.options.modes.map((mode) => ({
     mode,
-    series: report.options.trees.map((tree) => {
+    series: kindsOf(report).map((tree) => {
       const pts = report.options.agents
         .map((n) => ({ n, p: phaseOf(report.runs, tree, n, mode, variant) }))
         .filter((x): x is { n: number; p: { run: RunRecord; m: PhaseMetrics } } => x.p !== null);
@@ -375,7 +383,7 @@ function watchedMarkdown(report: BenchReport): string[] {
 }
 
 function kindsOf(report: BenchReport): TreeKind[] {
-  return (["unpatched", "patched"] as const).filter((k) => report.runs.some((r) => r.tree === k));
+  return (["unpatched", "patched", "baseline"] as const).filter((k) => report.runs.some((r) => r.tree === k));
 }
 
 /** `<outDir>/bench-<start time>`: the report's files, and the screenshots beside them, start with it. */

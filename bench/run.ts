@@ -12,7 +12,7 @@ import type { PhaseMetrics } from "./metrics.ts";
 import { comparisonRows, reportBase, textTable, variantLabel, variants, watchedRows, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
-import { buildTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
+import { buildTree, existingTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { historyDatabase, type HistoryDatabase, type HistorySize } from "./history.ts";
 import { CommitWatch, quietApiTimings } from "./observe.ts";
 import { runWorkload, type PhaseObserver } from "./workload.ts";
@@ -81,7 +81,17 @@ async function main(argv: string[]): Promise<number> {
       log(`  skipping the ${kind} tree`);
     }
   }
-  const kinds = opts.trees.filter((k) => trees[k]);
+  if (opts.baseline) {
+    try {
+      trees.baseline = existingTree(opts.baseline, "baseline");
+      await ensureRuntimeDeps(trees.baseline.dir, (l) => log(`  ${l}`));
+      log(`baseline tree: ${path.relative(repoRoot, trees.baseline.dir)} (run as it is)`);
+    } catch (err) {
+      buildErrors.push((err as Error).message);
+      log(`  ${(err as Error).message}`);
+    }
+  }
+  const kinds = [...opts.trees, ...(opts.baseline ? (["baseline"] as const) : [])].filter((k) => trees[k]);
   if (kinds.length === 0) {
     console.error("error: no tree could be built");
     return 1;
@@ -208,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
   for (const variant of variants(report)) {
     for (const mode of opts.modes) {
       log("");
-      log(`== ${mode}, ${variantLabel(variant)} ==  (pat/unp = patched / unpatched)`);
+      log(`== ${mode}, ${variantLabel(variant)} ==  (pat/unp = patched / unpatched${trees.baseline ? "; pat/base = patched / baseline" : ""})`);
       log(textTable(comparisonRows(report, mode, variant)));
     }
   }

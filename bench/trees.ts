@@ -16,7 +16,8 @@ const execFileAsync = promisify(execFile);
 
 export const UPSTREAM_ENV = "AGENT_MONITOR_UPSTREAM";
 
-export type TreeKind = "unpatched" | "patched";
+/** unpatched and patched are built here; baseline is a tree built elsewhere (--baseline), run as it is. */
+export type TreeKind = "unpatched" | "patched" | "baseline";
 
 export interface BenchSource {
   /** What --upstream gets. */
@@ -84,4 +85,13 @@ export async function buildTree(source: BenchSource, kind: TreeKind, opts: { for
   if (!existsSync(path.join(dir, "server", "index.js"))) throw new Error(`the ${kind} build produced no ${path.join(dir, "server", "index.js")}`);
   const lines = stdout.trim().split("\n");
   return { kind, dir, buildNote: (lines[lines.length - 1] ?? "").replace(/\x1b\[[0-9;]*m/g, "") };
+}
+
+/** A generated tree built elsewhere (e.g. an earlier main's .generated/agent-monitor), run as it is. */
+export function existingTree(dir: string, kind: TreeKind): BuiltTree {
+  const abs = path.resolve(dir);
+  if (!existsSync(path.join(abs, "server", "index.js"))) {
+    throw new Error(`the ${kind} tree ${dir} has no server/index.js; give a generated tree (an earlier main's .generated/agent-monitor)`);
+  }
+  return { kind, dir: abs, buildNote: "run as it is (--baseline), not rebuilt" };
 }

@@ -1,6 +1,10 @@
 // Small pure pieces of the bench: flags, percentiles, stderr summary, chart, comparison table.
 import { describe, expect, it } from "vitest";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { parseBenchArgs } from "../../bench/cli-args.ts";
+import { existingTree } from "../../bench/trees.ts";
 import { UserError } from "../../scripts/lib/errors.ts";
 import { percentile, serverErrorSummary } from "../../bench/metrics.ts";
 import { renderChart } from "../../bench/svg.ts";
@@ -11,6 +15,7 @@ describe("bench flags", () => {
     expect(o.agents).toEqual([1, 8, 22, 64, 128]);
     expect(o.modes).toEqual(["blocking", "fire-and-forget", "saturation"]);
     expect(o.trees).toEqual(["unpatched", "patched"]);
+    expect(o.baseline).toBeNull();
     expect(o.phaseSeconds * o.modes.length).toBeGreaterThanOrEqual(16);
   });
 
@@ -23,7 +28,7 @@ describe("bench flags", () => {
   });
 
   it("unknown or malformed flags are one-line errors", () => {
-    for (const argv of [["--nope"], ["--agents", "1,x"], ["--agents", "0"], ["--modes", "turbo"], ["--trees", "both"], ["--think-ms", "-1"], ["stray"]]) {
+    for (const argv of [["--nope"], ["--agents", "1,x"], ["--agents", "0"], ["--modes", "turbo"], ["--trees", "both"], ["--think-ms", "-1"], ["stray"], ["--baseline", "no/such/tree"]]) {
       let err: unknown;
       try {
         parseBenchArgs(argv);
@@ -33,6 +38,17 @@ describe("bench flags", () => {
       expect(err, argv.join(" ")).toBeInstanceOf(UserError);
       expect((err as Error).message).not.toContain("\n");
     }
+  });
+});
+
+describe("bench baseline tree", () => {
+  it("--baseline takes a generated tree as it is; a folder without server/index.js is refused with what to give", () => {
+    const empty = mkdtempSync(path.join(os.tmpdir(), "bench-baseline-"));
+    expect(() => existingTree(empty, "baseline")).toThrow(/has no server\/index\.js; give a generated tree/);
+    mkdirSync(path.join(empty, "server"));
+    writeFileSync(path.join(empty, "server", "index.js"), "");
+    expect(existingTree(empty, "baseline")).toMatchObject({ kind: "baseline", dir: path.resolve(empty) });
+    expect(parseBenchArgs(["--baseline", empty]).baseline).toBe(empty);
   });
 });
 
