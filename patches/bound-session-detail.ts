@@ -171,7 +171,7 @@ function apply(file: PatchFile): void {
       file.edit.overwrite(use.getStart(), use.getEnd(), `${M} taskEventsForSession(${idArg})`);
       continue;
     }
-    throw new PatchTargetError(ID, file.path, "uses of `events` in the /:id handler: the answer, or taskProgressForSession(…, events)", 0, "A use of the full event list the patch does not know: would it need every event?", { line: use.getStartLineNumber(), text: parent.getText().split("\n")[0] });
+    throw new PatchTargetError(ID, file.path, "known use of `events` in the /:id handler (the answer, or taskProgressForSession(…, events))", 0, "A use of the full event list the patch does not know: would it need every event?", { line: use.getStartLineNumber(), text: parent.getText().split("\n")[0] });
   }
 
   file.edit.appendLeft(routeStmt.getStart(true), HELPERS);
