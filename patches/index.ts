@@ -14,6 +14,7 @@ import indexListQueries from "./index-list-queries.ts";
 import spoolHookEvents from "./spool-hook-events.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
 import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
+import boundSessionDetail from "./bound-session-detail.ts";
 
 export const patches: Patch[] = [
   immediateTransactions,
@@ -30,4 +31,5 @@ export const patches: Patch[] = [
   spoolHookEvents,
   coalescePageReloads,
   dashboardAgentsOneRequest,
+  boundSessionDetail,
 ];
