@@ -113,6 +113,17 @@ describe("query plans of the pages' list requests on a history (patched fixture)
     expect(problems).toEqual(KNOWN[urlPath] ?? []);
   }, 240_000);
 
+  it("the scoped feed answers what the unscoped one does (the history is all Claude sessions): same page, same total", async () => {
+    const { monitor } = await setUp();
+    type Feed = { events: { id: number; created_at: string }[]; total: number };
+    const all = await monitor.get<Feed>("/api/events?limit=30");
+    const scoped = await monitor.get<Feed>("/api/events?limit=30&providers=claude");
+    expect(all.events).toHaveLength(30);
+    expect(scoped.events.map((e) => e.id)).toEqual(all.events.map((e) => e.id));
+    expect(scoped.total).toBe(all.total);
+    expect((await monitor.get<Feed>("/api/events?limit=30&providers=codex")).events).toEqual([]);
+  }, 240_000);
+
   it("the rule rejects what the patches removed: the scoped events list served by the session index and sorted", async () => {
     const { db } = await setUp();
     const sql = "SELECT * FROM events WHERE session_id IN (SELECT id FROM sessions WHERE provider IN (?)) ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?";
