@@ -8,7 +8,7 @@
 import { Node, SyntaxKind, type CallExpression, type FunctionDeclaration, type TemplateExpression } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
-import { callAnchor, findOne, functionAnchor, stringValue, variableAnchor } from "./lib/find.ts";
+import { callAnchor, findAll, findOne, functionAnchor, stringValue, variableAnchor } from "./lib/find.ts";
 
 const ID = "list-events-by-recency";
 const M = marker(ID);
@@ -66,10 +66,13 @@ function listingProblems(file: VerifyFile): string[] {
 function applyBuilder(file: PatchFile, fn: FunctionDeclaration): void {
   const param = fn.getParameters()[0];
   if (!param) findOne(ID, file, { ...functionAnchor("buildWhere"), shape: "function buildWhere(filters) { … } (one parameter)", match: (n): n is FunctionDeclaration => false });
-  for (const name of SCOPE_CALLS) {
-    const call = findOne(ID, file, { ...callAnchor(name), within: fn });
+  // v1.x scopes by source only (no provider filter yet): each scope call present is rewritten, at least one must be.
+  const calls = SCOPE_CALLS.flatMap((name) => findAll(file, { ...callAnchor(name), within: fn }));
+  if (calls.length === 0) findOne(ID, file, { ...callAnchor(SCOPE_CALLS[0]), within: fn });
+  for (const call of calls) {
     const col = call.getArguments()[1];
     if (stringValue(col) !== "session_id") {
+      const name = call.getExpression().getText();
       findOne(ID, file, { ...callAnchor(name), within: fn, shape: `call ${name}(…, "session_id") in buildWhere`, match: (n): n is CallExpression => false });
     }
     file.edit.overwrite(col!.getStart(), col!.getEnd(), `${M} ${param!.getName()}.scopeColumn || "session_id"`);
