@@ -11,6 +11,7 @@ import sessionEndIsFinal from "./session-end-is-final.ts";
 import validateHookInput from "./validate-hook-input.ts";
 import coalesceBroadcasts from "./coalesce-broadcasts.ts";
 import indexListQueries from "./index-list-queries.ts";
+import listEventsByRecency from "./list-events-by-recency.ts";
 import spoolHookEvents from "./spool-hook-events.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
 import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
@@ -28,6 +29,7 @@ export const patches: Patch[] = [
   validateHookInput,
   coalesceBroadcasts,
   indexListQueries,
+  listEventsByRecency,
   spoolHookEvents,
   coalescePageReloads,
   dashboardAgentsOneRequest,
