@@ -2,7 +2,7 @@
 // type-check), a file view (VerifyFile), and a whole-tree view (TreeView).
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Project, ScriptKind, type SourceFile } from "ts-morph";
+import { Node, Project, ScriptKind, type SourceFile, SyntaxKind, type ts } from "ts-morph";
 import type { TreeView, VerifyFile } from "../../../patches/define-patch.ts";
 import { listFiles } from "../../lib/hash.ts";
 
@@ -89,3 +89,33 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
     isAdded: (f) => added.has(f) || OUR_RUNTIME_HEADER.test(text(f)),
   };
 }
+
+// ts-morph's getDescendantsOfKind walks the tree with nested generators, each node passing through
+// one `yield*` per level above it: on a deep TSX page that is most of what a client patch's locators
+// cost (a drift run spent ~5 s there). The same walk, in the same order (the node's children as
+// ts-morph lists them, then each child's subtree by forEachChild, pre-order), without generators.
+// Only the syntax-node kinds ts-morph itself walks by forEachChild take this path; any other
+// search (tokens, from a SyntaxList) goes to ts-morph's own.
+type WalkedNode = {
+  compilerNode: ts.Node;
+  _getCompilerForEachChildren(): ts.Node[];
+  _getNodeFromCompilerNode(n: ts.Node): unknown;
+};
+const nodeProto = Node.prototype as unknown as { getDescendantsOfKind(this: WalkedNode, kind: SyntaxKind): unknown[] };
+const ownWalk = nodeProto.getDescendantsOfKind;
+const byForEachChild = (k: SyntaxKind, searching: SyntaxKind) => searching >= SyntaxKind.FirstNode && searching < SyntaxKind.FirstJSDocNode && k !== SyntaxKind.SyntaxList;
+nodeProto.getDescendantsOfKind = function (this: WalkedNode, kind: SyntaxKind): unknown[] {
+  if (!byForEachChild(this.compilerNode.kind, kind)) return ownWalk.call(this, kind);
+  const found: ts.Node[] = [];
+  const visit = (n: ts.Node): undefined => {
+    if (n.kind === kind) found.push(n);
+    n.forEachChild(visit);
+    return undefined;
+  };
+  for (const child of this._getCompilerForEachChildren()) {
+    if (child.kind === kind) found.push(child);
+    if (byForEachChild(child.kind, kind)) child.forEachChild(visit);
+    else return ownWalk.call(this, kind); // not a shape this walk covers: ts-morph's own, from the start
+  }
+  return found.map((n) => this._getNodeFromCompilerNode(n));
+};
