@@ -11,7 +11,7 @@ import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin, shortSha } from "../lib/pin.ts";
-import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
+import { describeUpstream, type FetchedUpstream, fetchUpstream, sourceKind } from "./fetch.ts";
 import type { Fingerprints, ReviewNote } from "./fingerprint.ts";
 import { buildClient, type ClientBuild, CLIENT_DIR } from "./client.ts";
 import type { GateOutcome } from "./gate.ts";
@@ -462,7 +462,7 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
   const pin = opts.pin ?? readPin();
   const outDir = path.resolve(opts.out ?? defaultOutDir);
   const source = opts.upstream || process.env.AGENT_MONITOR_UPSTREAM;
-  const isDir = !!source && !isUrl(source) && existsSync(source) && !isGitRepo(source);
+  const isDir = !!source && sourceKind(source) === "directory";
   const stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, isDir));
   const stamp = readStamp(stampFile);
   if (!stamp) return { ok: false, problems: [`${path.relative(repoRoot, stampFile)} is missing or unreadable; run the build first`], stampFile };
