@@ -12,7 +12,7 @@ import { collectUnits, type Fingerprints, unitAt } from "../fingerprint.ts";
 import { parseErrors } from "../syntax.ts";
 import { applyPatchToText, lineDelta, type TextPatchOutcome, VerifyFailure } from "./apply.ts";
 import { parseSource, treeView, verifyView } from "./parse.ts";
-import { composeMaps, MapTracer, upstreamLineOf } from "./source-maps.ts";
+import { MapTracer, upstreamLineOf } from "./source-maps.ts";
 
 /** "already-satisfied": a part of the patch upstream already does itself (`note` says which); "skipped": a patch it needs failed. */
 export type PatchAction = "applied" | "already-applied" | "already-satisfied" | "failed" | "skipped" | "absent";
@@ -236,7 +236,7 @@ export class PatchEngine {
     if (ok) {
       for (const file of patchedFiles) {
         writeFileSync(path.join(root, file), current.get(file)!);
-        writeFileSync(path.join(root, `${file}.map`), composeMaps(maps.get(file)!, path.posix.basename(file)) + "\n");
+        writeFileSync(path.join(root, `${file}.map`), this.tracer.compose(maps.get(file)!, path.posix.basename(file)) + "\n");
       }
       for (const [file, content] of added) {
         mkdirSync(path.dirname(path.join(root, file)), { recursive: true });

@@ -36,6 +36,19 @@ export class MapTracer {
   /** Line starts of the text each map was generated for (its output side). */
   private readonly outputStarts = new WeakMap<SourceMap, number[]>();
 
+  /** Composed chains by their last map (maps come from the engine's apply memo: an unchanged file brings the same chain). */
+  private readonly composed = new WeakMap<SourceMap, { chain: SourceMap[]; file: string; json: string }>();
+
+  /** composeMaps, once per chain of map objects. */
+  compose(chain: SourceMap[], file: string): string {
+    const last = chain[chain.length - 1];
+    const hit = this.composed.get(last);
+    if (hit && hit.file === file && hit.chain.length === chain.length && hit.chain.every((m, i) => m === chain[i])) return hit.json;
+    const json = composeMaps(chain, file);
+    this.composed.set(last, { chain, file, json });
+    return json;
+  }
+
   /** Record the text `map` was generated for (needed to walk offsets back through it). */
   output(map: SourceMap, text: string): void {
     this.outputStarts.set(map, lineStarts(text));
