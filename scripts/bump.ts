@@ -14,7 +14,7 @@ import { UserError } from "./lib/errors.ts";
 import { defaultOutDir, repoRoot } from "./lib/paths.ts";
 import { isFullSha, type Pin, pinFile as defaultPinFile, readPin, shortSha } from "./lib/pin.ts";
 import { build, BuildError, committedStampFile, type BuildOutcome } from "./pipeline/build.ts";
-import { isGitRepo, isUrl, UPSTREAM_ENV } from "./pipeline/fetch.ts";
+import { sourceKind, UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import { type BuildStamp, diffInputs, readStamp } from "./pipeline/stamp.ts";
 import { patchDiffs } from "./pipeline/report.ts";
 
@@ -113,7 +113,7 @@ export async function bump(opts: BumpOptions): Promise<BumpOutcome> {
   const out = path.resolve(opts.out ?? defaultOutDir);
   const patches = opts.patches ?? allPatches;
   const upstream = opts.upstream || process.env[UPSTREAM_ENV];
-  if (!upstream || isUrl(upstream) || !isGitRepo(path.resolve(upstream))) {
+  if (!upstream || sourceKind(upstream) !== "git-dir") {
     throw new UserError(`bump reads the new tag's commit from a local clone or mirror: pass --upstream <path> or set ${UPSTREAM_ENV} (got ${upstream ?? "nothing"})`);
   }
   const from = readPin(pinPath);

@@ -16,7 +16,7 @@ import { build, BuildError, type BuildOutcome, committedStampFile } from "./pipe
 import { readStamp } from "./pipeline/stamp.ts";
 import { UPSTREAM_ENV } from "./pipeline/fetch.ts";
 import type { ReviewNote } from "./pipeline/fingerprint.ts";
-import type { PatchResult } from "./pipeline/patch.ts";
+import type { PatchEngine, PatchResult } from "./pipeline/patch.ts";
 
 export type CellStatus = "applied" | "already applied" | typeof ALREADY_SATISFIED | "re-review" | "failed" | "skipped" | "absent";
 
@@ -50,6 +50,8 @@ export interface DriftOptions {
   /** Where the throwaway builds go (default .cache/drift). */
   workDir?: string;
   log?: (line: string) => void;
+  /** The patch engine the refs share (default: one for the run). */
+  engine?: PatchEngine;
 }
 
 export const driftWorkDir = path.join(cacheDir, "drift");
@@ -94,7 +96,7 @@ export async function driftColumn(ref: string, opts: Omit<DriftOptions, "refs">)
     col.errors.push(...gateProblems.filter((g) => !patches.some((p) => g.patch === p.id)).map(renderProblem));
   };
   try {
-    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: "sources", install: false, report: false }); // verdicts only: client sources patched and gated but not built, no npm install or review diff per ref
+    const outcome = await build({ upstream: opts.upstream, ref, allowBranch: opts.allowBranch, out, stamp: `${out}.stamp.json`, force: true, reviewed: opts.reviewed, pin, patches, client: "sources", install: false, report: false, engine: opts.engine }); // verdicts only: client sources patched and gated but not built, no npm install or review diff per ref
     col.commit = outcome.upstream.commit;
     col.label = isFullSha(ref) ? shortSha(ref) : `${ref} (${shortSha(outcome.upstream.commit)})`;
     col.outcome = outcome;
@@ -116,11 +118,16 @@ export function driftRefs(pin: Pin, extra: string[]): string[] {
 
 export async function runDrift(opts: DriftOptions): Promise<DriftColumn[]> {
   const columns: DriftColumn[] = [];
+  // One engine for the run: releases share most files, so each ref reuses the parses and patch
+  // results of the ref before it for the texts that did not change (the engine releases the rest).
+  const { PatchEngine } = await import("./pipeline/engine/engine.ts");
+  const engine = opts.engine ?? new PatchEngine();
   for (const ref of opts.refs) {
-    const col = await driftColumn(ref, opts);
+    const col = await driftColumn(ref, { ...opts, engine });
     opts.log?.(`  ${col.label.padEnd(18)} ${summarizeColumn(col)}  ${(col.ms / 1000).toFixed(2)}s`);
     columns.push(col);
   }
+  if (engine !== opts.engine) engine.dispose();
   return columns;
 }
 

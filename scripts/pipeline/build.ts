@@ -11,13 +11,13 @@ import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin, shortSha } from "../lib/pin.ts";
-import { describeUpstream, type FetchedUpstream, fetchUpstream, isGitRepo, isUrl } from "./fetch.ts";
+import { describeUpstream, type FetchedUpstream, fetchUpstream, sourceKind } from "./fetch.ts";
 import type { Fingerprints, ReviewNote } from "./fingerprint.ts";
 import { buildClient, type ClientBuild, CLIENT_DIR } from "./client.ts";
 import type { GateOutcome } from "./gate.ts";
 import { diffNodeModules, type Installed, installRuntimeDeps, lockHash, type TreeManifest } from "./install.ts";
 import { listMaterializable, type Materialized, materialize, materializedEntries } from "./materialize.ts";
-import type { PatchResult, PatchRunOutcome } from "./patch.ts";
+import type { PatchEngine, PatchResult, PatchRunOutcome } from "./patch.ts";
 import { isPatchSet, type PatchSet, rememberedHashes, rememberHashes } from "./patch-set.ts";
 import { type BuildStamp, currentInputs, diffInputs, diffOutputs, diffShape, manifestFile, readManifest, readStamp, STAMP_SCHEMA, type StampInputs, writeManifest, writeStamp } from "./stamp.ts";
 
@@ -60,6 +60,8 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** Progress as typed events; default: each rendered by renderEvent to `log`. */
   onEvent?: (event: BuildEvent) => void;
+  /** The patch engine to run on (drift shares one across its refs); default: one of its own, disposed after the build. */
+  engine?: PatchEngine;
 }
 
 export interface BuildOutcome {
@@ -140,6 +142,8 @@ export interface BuildContext {
   mat?: Materialized;
   // patch
   patches?: Patch[];
+  /** Made by the patch step (ts-morph is loaded only when the build has work). */
+  engine?: PatchEngine;
   patched?: PatchRunOutcome;
   report?: string;
   reviews: ReviewNote[];
@@ -203,8 +207,9 @@ export const BUILD_STEPS: readonly BuildStep[] = [
       const all = await ctx.loadPatches();
       // Without client sources (--no-client) there is nothing for a client patch to edit.
       const patches = (ctx.patches = ctx.client === false ? all.flatMap((p) => withoutClientTargets(p) ?? []) : all);
-      const [{ runPatches }, { patchDiffs }] = await Promise.all([import("./patch.ts"), import("./report.ts")]);
-      const patched = (ctx.patched = runPatches(need(ctx.staging, "staging"), patches));
+      const [{ PatchEngine }, { patchDiffs }] = await Promise.all([import("./engine/engine.ts"), import("./report.ts")]);
+      const engine = (ctx.engine = ctx.opts.engine ?? new PatchEngine());
+      const patched = (ctx.patched = engine.runPatches(need(ctx.staging, "staging"), patches));
       ctx.report = ctx.opts.report === false ? "" : patchDiffs(patched.results);
       if (ctx.opts.diff && ctx.report) ctx.log(ctx.report);
       const { opts } = ctx;
@@ -237,6 +242,7 @@ export const BUILD_STEPS: readonly BuildStep[] = [
         patchedFiles: patched.patchedFiles,
         addedFiles: patched.addedFiles,
         nodeBinary: ctx.node,
+        engine: ctx.engine,
       }));
       if (gate.problems.length > 0) throw new BuildError("gate", gate.problems, patched.results, ctx.reviews);
       if (ctx.opts.strict && ctx.reviews.length > 0) throw new BuildError("review (--strict)", ctx.reviews.map((r) => ({ message: r.line })), patched.results, ctx.reviews);
@@ -354,6 +360,7 @@ export async function build(opts: BuildOptions): Promise<BuildOutcome> {
     const installedSummary = installed && { hash: installed.hash, packages: installed.packages, files: installed.files, ranNpm: installed.ranNpm };
     return { status: "built", outDir: ctx.outDir, stampFile: ctx.stampFile!, stamp, results: ctx.patched!.results, upstream: ctx.upstream!, timings, notes: ctx.gate!.notes, client: ctx.clientBuild, installed: installedSummary, reviews: ctx.reviews };
   } finally {
+    if (ctx.engine && ctx.engine !== opts.engine) ctx.engine.dispose();
     if (ctx.staging) removeTree(ctx.staging);
   }
 }
@@ -455,7 +462,7 @@ export function check(opts: Pick<BuildOptions, "out" | "stamp" | "upstream" | "r
   const pin = opts.pin ?? readPin();
   const outDir = path.resolve(opts.out ?? defaultOutDir);
   const source = opts.upstream || process.env.AGENT_MONITOR_UPSTREAM;
-  const isDir = !!source && !isUrl(source) && existsSync(source) && !isGitRepo(source);
+  const isDir = !!source && sourceKind(source) === "directory";
   const stampFile = path.resolve(opts.stamp ?? defaultStampFile(opts, pin, isDir));
   const stamp = readStamp(stampFile);
   if (!stamp) return { ok: false, problems: [`${path.relative(repoRoot, stampFile)} is missing or unreadable; run the build first`], stampFile };

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../lib/errors.ts";
-import { type Pin, shortSha } from "../lib/pin.ts";
+import { isFullSha, type Pin, shortSha } from "../lib/pin.ts";
 
 export const UPSTREAM_ENV = "AGENT_MONITOR_UPSTREAM";
 
@@ -32,10 +32,21 @@ export interface FetchedUpstream {
   cached: boolean;
 }
 
-const SHA = /^[0-9a-f]{40}$/;
-
 export function resolveSource(req: Pick<FetchRequest, "source" | "pin">): string {
   return req.source || process.env[UPSTREAM_ENV] || req.pin.repository;
+}
+
+/**
+ * What kind of source this is: a git URL, a local clone or bare mirror, a plain directory, or
+ * nothing that exists (decided from the string and the directory, without starting git).
+ */
+export type SourceKind = "url" | "git-dir" | "directory" | "missing";
+
+export function sourceKind(source: string): SourceKind {
+  if (isUrl(source)) return "url";
+  const abs = path.resolve(source);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) return "missing";
+  return isGitRepo(abs) ? "git-dir" : "directory";
 }
 
 export function isUrl(s: string): boolean {
@@ -66,18 +77,15 @@ export function fetchUpstream(req: FetchRequest): FetchedUpstream {
   const source = resolveSource(req);
   // A commit we already exported needs neither the source nor the network.
   const want = expectedCommit(req);
-  const isPlainDir = !isUrl(source) && existsSync(source) && statSync(source).isDirectory() && !isGitRepo(source);
-  if (!isPlainDir && want.commit && existsSync(treeDir(req.cacheDir, want.commit))) {
+  const kind = sourceKind(source);
+  if (kind !== "directory" && want.commit && existsSync(treeDir(req.cacheDir, want.commit))) {
     return { dir: treeDir(req.cacheDir, want.commit), source, kind: "git", commit: want.commit, tag: want.tag, cached: true };
   }
-  if (!isUrl(source)) {
-    const abs = path.resolve(source);
-    if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-      throw new UserError(`upstream source ${source} is not a directory, clone, mirror or URL; pass --upstream <path-or-url> or set ${UPSTREAM_ENV}`);
-    }
-    if (!isGitRepo(abs)) return fromDirectory(abs, source, req);
-    return fromGit(abs, source, req);
+  if (kind === "missing") {
+    throw new UserError(`upstream source ${source} is not a directory, clone, mirror or URL; pass --upstream <path-or-url> or set ${UPSTREAM_ENV}`);
   }
+  if (kind === "directory") return fromDirectory(path.resolve(source), source, req);
+  if (kind === "git-dir") return fromGit(path.resolve(source), source, req);
   return fromGit(source, source, req);
 }
 
@@ -89,7 +97,7 @@ function fromDirectory(abs: string, source: string, req: FetchRequest): FetchedU
 /** Turn --ref (or the pin) into the commit we must end up with, before touching the network. */
 function expectedCommit(req: FetchRequest): { commit: string | null; tag: string | null; ref: string } {
   const ref = req.ref ?? req.pin.commit;
-  if (SHA.test(ref)) {
+  if (isFullSha(ref)) {
     const tag = Object.entries(req.pin.releases).find(([, sha]) => sha === ref)?.[0] ?? null;
     return { commit: ref, tag, ref };
   }

@@ -4,8 +4,8 @@ import path from "node:path";
 import { isClientFile, type Patch } from "../../patches/define-patch.ts";
 import type { Problem } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
-import { treeView, verifyView } from "./patch.ts";
-import { parseErrors, syntaxCheck } from "./syntax.ts";
+import { PatchEngine } from "./engine/engine.ts";
+import { syntaxCheck } from "./syntax.ts";
 
 export interface GateInput {
   dir: string;
@@ -16,6 +16,8 @@ export interface GateInput {
   addedFiles: string[];
   /** The Node binary that will run the tree (syntax check). */
   nodeBinary: string;
+  /** The engine that patched the tree: its parsed files and verify results are reused (default: a fresh one). */
+  engine?: PatchEngine;
 }
 
 export interface GateOutcome {
@@ -35,6 +37,7 @@ export interface GateOutcome {
 export function assertGeneratedTree(input: GateInput): GateOutcome {
   const problems: Problem[] = [];
   const notes: string[] = [];
+  const engine = input.engine ?? new PatchEngine();
 
   for (const patch of input.patches) {
     const present = (patch.optionalTargets ?? []).filter((f) => existsSync(path.join(input.dir, f)));
@@ -46,13 +49,13 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
         problems.push({ patch: patch.id, file: target, message: "missing from the generated tree" });
         continue;
       }
-      const view = verifyView(target, text);
-      for (const message of patch.verify(view)) problems.push({ patch: patch.id, file: target, message });
-      for (const line of patch.report?.(view) ?? []) notes.push(`[${patch.id}] ${line}`);
+      const view = engine.verifyView(target, text);
+      for (const message of engine.verify(patch, view)) problems.push({ patch: patch.id, file: target, message });
+      for (const line of engine.report(patch, view)) notes.push(`[${patch.id}] ${line}`);
     }
   }
 
-  const tree = treeView(input.dir, { added: input.addedFiles });
+  const tree = engine.treeView(input.dir, { added: input.addedFiles });
   for (const patch of input.patches) {
     if (!patch.verifyTree) continue;
     for (const message of patch.verifyTree(tree)) problems.push({ patch: patch.id, file: "whole tree", message });
@@ -63,7 +66,7 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
   const scripts = changed.filter((f) => !isClientFile(f) && /\.(c?js)$/.test(f));
   problems.push(...syntaxCheck(input.nodeBinary, scripts.map((rel) => ({ rel, abs: path.join(input.dir, rel) }))));
   const clientSources = changed.filter((f) => isClientFile(f) && /\.(tsx?|jsx?|mjs)$/.test(f));
-  problems.push(...parseErrors(clientSources.map((rel) => ({ rel, text: readFileSync(path.join(input.dir, rel), "utf8") }))));
+  problems.push(...engine.parseErrors(clientSources.map((rel) => ({ rel, text: readFileSync(path.join(input.dir, rel), "utf8") }))));
 
   const expected = new Set([...input.upstreamFiles, ...input.addedFiles, ...input.patchedFiles.map((f) => `${f}.map`)]);
   const actual = listFiles(input.dir);
