@@ -16,6 +16,8 @@ const ROUTE = "server/routes/sessions.js";
 /** A paged session list joined to its agents before its LIMIT: [1] the WHERE interpolation, [2] the ORDER BY. */
 const JOINED_PAGE =
   /\s*LEFT\s+JOIN\s+agents\s+a\s+ON\s+a\.session_id\s*=\s*s\.id\s*(\$\{\s*\w+\s*\})\s*GROUP\s+BY\s+s\.id\s+ORDER\s+BY\s+([\s\S]+?)\s+LIMIT\s+\?\s+OFFSET\s+\?/i;
+/** The gate's shape: any paged session list joined to its agents (whatever its WHERE) before its LIMIT. */
+const JOINED_ANY = /LEFT\s+JOIN\s+agents\s+a\s+ON\s+a\.session_id\s*=\s*s\.id\b[\s\S]*?GROUP\s+BY\s+s\.id\s+ORDER\s+BY\s+[\s\S]+?\s+LIMIT\s+\?\s+OFFSET\s+\?/i;
 const AGENT_COUNT = /COUNT\(\s*a\.id\s*\)(\s+as\s+agent_count)/i;
 const LAST_ACTIVITY = /(\$\{\s*\w+\s*\})\s+as\s+last_activity/i;
 const PAGE_FIRST = /FROM\s+sessions\s+s\s+WHERE\s+s\.id\s+IN\s+\(\s*SELECT\s+id\s+FROM\s+\(\s*SELECT\s+s\.id,/i;
@@ -27,7 +29,7 @@ function sqlTemplates(file: VerifyFile): Node[] {
 /** `<line> …` for each paged session list (LIMIT ? OFFSET ?) that joins agents before its LIMIT. */
 function joinedPages(file: VerifyFile): string[] {
   return sqlTemplates(file)
-    .filter((t) => /FROM\s+sessions\s+s\b/i.test(t.getText()) && JOINED_PAGE.test(t.getText()))
+    .filter((t) => /FROM\s+sessions\s+s\b/i.test(t.getText()) && JOINED_ANY.test(t.getText()))
     .map((t) => `${t.getStartLineNumber()} a paged session list joins every session in its filter to its agents and sorts them all before LIMIT ? OFFSET ?`);
 }
 
