@@ -7,7 +7,7 @@
 import { SyntaxKind, type Node } from "ts-morph";
 import { definePatch, marker, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { PatchTargetError } from "./lib/errors.ts";
-import { callAnchor, findAll, findOne } from "./lib/find.ts";
+import { callAnchor, findOne } from "./lib/find.ts";
 
 const ID = "sessions-page-first";
 const M = marker(ID);
@@ -59,7 +59,9 @@ export default definePatch({
     const route = findOne(ID, file, callAnchor("router.get", "/"));
     const pages = sqlTemplates(file).filter((t) => t.getFirstAncestor((a) => a === route) && JOINED_PAGE.test(t.getText()));
     if (pages.length !== 1) {
-      const near = findAll(file, { ...callAnchor("db.prepare"), within: route })[0];
+      // Nearest: the route's SQL that reads sessions, else its first template.
+      const inRoute = sqlTemplates(file).filter((t) => t.getFirstAncestor((a) => a === route));
+      const near = inRoute.find((t) => /FROM\s+sessions\b/i.test(t.getText())) ?? inRoute[0];
       throw new PatchTargetError(ID, file.path, "`SELECT s.*, COUNT(a.id) as agent_count, ${…} as last_activity … FROM sessions s LEFT JOIN agents a ON a.session_id = s.id ${where} GROUP BY s.id ORDER BY … LIMIT ? OFFSET ?` in router.get(\"/\")", pages.length,
         "The session list query changed shape.", near ? { line: near.getStartLineNumber(), text: near.getText().split("\n")[0] } : undefined);
     }
