@@ -12,6 +12,7 @@ import validateHookInput from "./validate-hook-input.ts";
 import coalesceBroadcasts from "./coalesce-broadcasts.ts";
 import indexListQueries from "./index-list-queries.ts";
 import listEventsByRecency from "./list-events-by-recency.ts";
+import sessionsPageFirst from "./sessions-page-first.ts";
 import spoolHookEvents from "./spool-hook-events.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
 import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
@@ -30,6 +31,7 @@ export const patches: Patch[] = [
   coalesceBroadcasts,
   indexListQueries,
   listEventsByRecency,
+  sessionsPageFirst,
   spoolHookEvents,
   coalescePageReloads,
   dashboardAgentsOneRequest,

@@ -90,13 +90,7 @@ describe("query plans of the pages' list requests on a history (patched fixture)
   // Known and left (issue #13): the unscoped feed's `total` is COUNT(*) over every event, a walk of the
   // smallest index (~4 ms on 150k events); only a maintained counter would bound it. Listed here exactly,
   // so any other scan fails, and so does this one's disappearance (then drop it from the list).
-  // Also left: GET /api/sessions joins every session to its agents (COUNT(a.id) … GROUP BY s.id) and sorts them
-  // all by last activity before its LIMIT; the fix is to pick the page's ids first, then aggregate those.
-  const SESSIONS_PAGE =
-    "SEARCH a USING INDEX idx_agents_session (session_id=?) LEFT-JOIN + USE TEMP B-TREE FOR ORDER BY  <-  SELECT s.*, COUNT(a.id) AS agent_count, COALESCE((SELECT MAX(e.created_at) FROM events e WHERE e.session_id = s.id), s.ended_at, s.started_at) AS last_activity,";
   const KNOWN: Record<string, string[]> = {
-    "/api/sessions?limit=10": [SESSIONS_PAGE],
-    "/api/sessions?limit=10&offset=0&sort_by=time&sort_desc=true&include_transient=true&include_task_progress=true&providers=claude": [SESSIONS_PAGE],
     "/api/events?limit=15": ["SCAN events USING COVERING INDEX idx_events_session  <-  SELECT COUNT(*) AS count FROM events"],
   };
 
