@@ -5,8 +5,8 @@
 // - the working and the waiting agents in one GET /api/agents?status=working,waiting, split back
 //   into the two lists (byStatus);
 // - the slow-changing lists (stats, total cost, recent events, which new_event frames already update
-//   in place, the active sessions' rows the agent cards decorate) and the subagents of an unchanged
-//   set of active sessions at most once per SLOW_MS (slowly), just under upstream's own 10 s poll.
+//   in place, the active sessions' rows the agent cards decorate, the subagents of the active
+//   sessions) at most once per SLOW_MS (slowly), just under upstream's own 10 s poll.
 import { Node, SyntaxKind, type ArrayLiteralExpression, type CallExpression, type ObjectLiteralExpression } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { callAnchor, findAll, findOne, findOptional, stringValue } from "./lib/find.ts";
@@ -139,9 +139,10 @@ function applyDashboard(file: PatchFile): void {
     const callee = e.getExpression().getText().replace(/\s/g, "");
     if (/^api\.\w+\.\w+$/.test(callee)) file.edit.overwrite(e.getStart(), e.getEnd(), `${M} slowly(${loader}, "${callee}#${i}", () => ${e.getText()})`);
   });
-  // The subagents: once per set of active sessions, and at most once per SLOW_MS while it stays.
+  // The subagents of the active sessions: at most once per SLOW_MS too (keyed by the set of sessions,
+  // it changed on most reloads under load: agents go working, idle, waiting).
   file.edit.overwrite(map.getStart(), map.getEnd(),
-    `${M} ${ids}.length === 0 ? [] : [slowly(${loader}, \`agents:\${${ids}.join(",")}\`, () => api.agents.list({ session_id: ${ids}.join(","), limit: 100 * ${ids}.length }))]`);
+    `${M} ${ids}.length === 0 ? [] : [slowly(${loader}, "api.agents.list#sessions", () => api.agents.list({ session_id: ${ids}.join(","), limit: 100 * ${ids}.length }))]`);
   const imports = file.ast.getImportDeclarations();
   file.edit.appendLeft(imports.length ? imports[imports.length - 1].getEnd() : 0, `\n${M}\n${HELPERS_IMPORT}`);
 }

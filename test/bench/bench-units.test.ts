@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { parseBenchArgs } from "../../bench/cli-args.ts";
 import { UserError } from "../../scripts/lib/errors.ts";
-import { percentile, serverErrorSummary } from "../../bench/metrics.ts";
+import { percentile, serverErrorSummary } from "../../harness/metrics.ts";
 import { renderChart } from "../../bench/svg.ts";
 
 describe("bench flags", () => {
