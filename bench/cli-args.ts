@@ -1,9 +1,9 @@
 // `npm run bench` flags, declared once for scripts/lib/cli.ts (--help and the one-line errors come from here).
 import { existingPath, flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
-import { MODES, type Mode } from "./protocol.ts";
+import { MODES, type Mode } from "../harness/protocol.ts";
 import type { HistorySize } from "./history.ts";
 import type { TreeKind } from "./trees.ts";
-import { WATCH_PAGES, type WatchPage } from "./watch.ts";
+import { WATCH_PAGES, type WatchPage } from "../harness/watch.ts";
 
 const TREES: readonly TreeKind[] = ["unpatched", "patched"];  // baseline comes with --baseline
 

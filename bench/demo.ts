@@ -6,8 +6,8 @@ import { cliArgs, flag, number, oneOf, option } from "../scripts/lib/cli.ts";
 import { defaultDataDir, launchDashboard, runCli, stopDashboard, untilInterrupted, type Dashboard } from "../scripts/lib/dashboard.ts";
 import { DASHBOARD_OPTIONS } from "../scripts/lib/dashboard-cli.ts";
 import { UserError } from "../scripts/lib/errors.ts";
-import { MODES, type ProgressCounts } from "./protocol.ts";
-import { driveAgents } from "./workload.ts";
+import { MODES, type ProgressCounts } from "../harness/protocol.ts";
+import { driveAgents } from "../harness/workload.ts";
 
 const DEMO_MODES = MODES.filter((m) => m !== "saturation");
 

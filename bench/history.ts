@@ -11,7 +11,7 @@ import { cacheDir } from "../scripts/lib/paths.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { startMonitor } from "./monitor.ts";
 import { openDatabase, type SqliteDatabase } from "../harness/sqlite.ts";
-import { driveAgents } from "./workload.ts";
+import { driveAgents } from "../harness/workload.ts";
 
 export type HistorySize = "small" | "large";
 

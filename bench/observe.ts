@@ -1,6 +1,6 @@
 // Server-side figures beside the pages: the list endpoints' timings with no load (on a history),
 // and, with the fire-and-forget client, how long an event takes to be committed.
-import { percentile } from "./metrics.ts";
+import { percentile } from "../harness/metrics.ts";
 import { openDatabase, type SqliteDatabase } from "../harness/sqlite.ts";
 
 /**

@@ -2,14 +2,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { BenchOptions } from "./cli-args.ts";
-import type { PhaseMetrics } from "./metrics.ts";
-import type { Mode } from "./protocol.ts";
+import type { PhaseMetrics } from "../harness/metrics.ts";
+import type { Mode } from "../harness/protocol.ts";
 import { renderChart, type ChartRow } from "./svg.ts";
 import { screenshotsMarkdown, type Screenshot } from "./screenshot.ts";
 import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
 import type { HistorySize } from "./history.ts";
 import type { CommitFigures, QuietTiming } from "./observe.ts";
-import type { WatchedPagePhase, WatchedPhase, WatchPage } from "./watch.ts";
+import type { WatchedPagePhase, WatchedPhase, WatchPage } from "../harness/watch.ts";
 
 export interface RunRecord {
   tree: TreeKind;
@@ -312,7 +312,7 @@ function markdown(report: BenchReport, svgName: string): string {
     "- One server per tree and N (fresh database); the modes run as consecutive phases against it, each phase with its own N sessions. Trees alternate per N.",
     "- **events/s**: blocking/saturation — events answered 200 per second of the phase. fire-and-forget — events found in the database per second of sending (the client never reads an answer).",
     "- **latency**: blocking/saturation — until the status line arrived; a request the client gave up on at 3000 ms counts with its 3000 ms. fire-and-forget — the hook does not wait; the figure is when the server's answer was seen on the half-closed socket, over the answers seen. **timeouts**: blocking/saturation — the client gave up at 3000 ms; fire-and-forget — no answer and no close within the 15 s observation window. **closed, not awaited (f&f)**: the server closed the half-closed connection without an answer; the v2 client has exited by then and never waits for one (the patched server answers after COMMIT, usually after Node has closed the half-closed socket), so this is not a failure; whether the event arrived is *sent, not in DB*.",
-    "- **event-loop delay, server CPU, GC**: measured inside the server process by `bench/server-probe.cjs`, preloaded with `--require` into both trees alike, over each phase. Event-loop delay is `perf_hooks.monitorEventLoopDelay` (2 ms resolution, so an idle loop reads ~2 ms): how long a request arriving at a random moment waits before the main thread can look at it. **server CPU ms/stored event**: the process's CPU time (user+system, all threads including the transcript worker) over the phase, divided by the phase's events found in the database. **GC pause total**: sum of GC pauses (`PerformanceObserver` \"gc\"). **in-server hook p50/p99**: each `POST /api/hooks/event` from the server's `request` event to its response's `finish`, measured by the same probe; the gap to the client's latency is time the request spent outside the server's hands (the client processes waiting for CPU, the kernel's queues).",
+    "- **event-loop delay, server CPU, GC**: measured inside the server process by `harness/server-probe.cjs`, preloaded with `--require` into both trees alike, over each phase. Event-loop delay is `perf_hooks.monitorEventLoopDelay` (2 ms resolution, so an idle loop reads ~2 ms): how long a request arriving at a random moment waits before the main thread can look at it. **server CPU ms/stored event**: the process's CPU time (user+system, all threads including the transcript worker) over the phase, divided by the phase's events found in the database. **GC pause total**: sum of GC pauses (`PerformanceObserver` \"gc\"). **in-server hook p50/p99**: each `POST /api/hooks/event` from the server's `request` event to its response's `finish`, measured by the same probe; the gap to the client's latency is time the request spent outside the server's hands (the client processes waiting for CPU, the kernel's queues).",
     "- **200 but not in DB / sent, not in DB**: each event carries a unique `bench_event_id` in its data payload, looked up in `events.data` after the server stopped (database opened read-only).",
     "- **rows per hook event**: all events-table rows of the phase's sessions divided by hook events sent; server-generated rows (TurnDuration, …) add to it. **TurnDuration rows** should equal **turns** (the turn_duration lines in the transcripts, history included).",
     "- **active after End**: sessions whose SessionEnd was answered 200 (fire-and-forget: is in the database) but whose status is still `active` in the database at the end.",

@@ -8,15 +8,15 @@ import { ensureNode22 } from "../scripts/lib/node22.ts";
 import { repoRoot } from "../scripts/lib/paths.ts";
 import { benchHelp, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
 import { UserError } from "../scripts/lib/errors.ts";
-import type { PhaseMetrics } from "./metrics.ts";
+import type { PhaseMetrics } from "../harness/metrics.ts";
 import { comparisonRows, reportBase, textTable, variantLabel, variants, watchedRows, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, existingTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { historyDatabase, type HistoryDatabase, type HistorySize } from "./history.ts";
 import { CommitWatch, quietApiTimings } from "./observe.ts";
-import { runWorkload, type PhaseObserver } from "./workload.ts";
-import { PageWatch, type WatchPage } from "./watch.ts";
+import { runWorkload, type PhaseObserver } from "../harness/workload.ts";
+import { PageWatch, type WatchPage } from "../harness/watch.ts";
 
 const log = (line: string) => console.log(line);
 

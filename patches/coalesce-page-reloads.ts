@@ -92,9 +92,11 @@ function directCalls(file: AnyFile): Direct[] {
         out.push({ node: call, callee: name, replacement: fn && `coalesced(${key(name)}, ${fn})` });
       } else if (Node.isIdentifier(callee) && callee.getText() === "setTimeout" && args[0] && Node.isIdentifier(args[0]) && isLoader(args[0].getText())) {
         // A trailing-only debounce (clearTimeout + setTimeout(load, 300)) never fires under a steady
-        // stream: hand each frame to the coalescer on the next tick instead.
+        // stream, nor does a 0 ms timer that the next frame clears (Chromium runs the socket's
+        // messages first): hand each frame to the coalescer at once; the timer slot gets an inert
+        // timer, so its type and the page's clearTimeout stay as they were.
         const name = args[0].getText();
-        out.push({ node: call, callee: name, replacement: `setTimeout(() => coalesced(${key(name)}, ${name}), 0)` });
+        out.push({ node: call, callee: name, replacement: `(coalesced(${key(name)}, ${name}), setTimeout(() => undefined, 0))` });
       } else if (/^api(\.\w+)+$/.test(callee.getText().replace(/\s/g, ""))) {
         // An inline api.x.y().then(…) statement: fold the whole statement.
         const name = callee.getText().replace(/\s/g, "");

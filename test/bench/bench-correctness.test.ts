@@ -2,7 +2,7 @@
 // client, ~10 events each, a companion connection on the same database. Only what does not
 // depend on speed is asserted (no timing figures).
 import { describe, expect, it } from "vitest";
-import { runWorkload } from "../../bench/workload.ts";
+import { runWorkload } from "../../harness/workload.ts";
 import { trees } from "../support/build-once.ts";
 
 const AGENTS = 32;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { parseBenchArgs } from "../../bench/cli-args.ts";
 import { existingTree } from "../../bench/trees.ts";
 import { UserError } from "../../scripts/lib/errors.ts";
-import { percentile, serverErrorSummary } from "../../bench/metrics.ts";
+import { percentile, serverErrorSummary } from "../../harness/metrics.ts";
 import { renderChart } from "../../bench/svg.ts";
 
 describe("bench flags", () => {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { historyDatabase } from "../../bench/history.ts";
 import { openDatabase } from "../../harness/sqlite.ts";
-import { startMonitor } from "../../bench/monitor.ts";
+import { startMonitor } from "../../harness/monitor.ts";
 import { ensureRuntimeDeps } from "../../scripts/pipeline/install.ts";
 import { buildFixture } from "../support/build-once.ts";
 

@@ -1,11 +1,11 @@
-// The watched pages' figures (bench/page-metrics.ts, bench/watch.ts): requests by path, freshness
+// The watched pages' figures (harness/page-metrics.ts, harness/watch.ts): requests by path, freshness
 // samples from what the page's observer saw (the observer itself runs in Chromium), long tasks,
 // and the --watch / --history flags.
 import { describe, expect, it } from "vitest";
 import { parseBenchArgs } from "../../bench/cli-args.ts";
 import { UserError } from "../../scripts/lib/errors.ts";
-import { apiPath, freshnessSamples, longTaskFigures, requestsByPath, type PageRequest, type Seen } from "../../bench/page-metrics.ts";
-import { INIT_SCRIPT } from "../../bench/watch.ts";
+import { apiPath, freshnessSamples, longTaskFigures, requestsByPath, type PageRequest, type Seen } from "../../harness/page-metrics.ts";
+import { INIT_SCRIPT } from "../../harness/watch.ts";
 import { chromiumMissing, openBrowser } from "../../harness/browser.ts";
 
 describe("the pages' API requests by path", () => {

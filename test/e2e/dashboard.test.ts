@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../harness/sqlite.ts";
-import { runWorkload, type AfterPhase } from "../../bench/workload.ts";
+import { runWorkload, type AfterPhase } from "../../harness/workload.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
 import {
   chromiumMissing,

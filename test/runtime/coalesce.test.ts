@@ -1,7 +1,7 @@
 // The client coalescer (patches/runtime/client/coalesce.ts): leading call, one in flight, at most one
 // per interval under a steady stream, and always a trailing call after the last frame.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { coalesced, MIN_INTERVAL_MS } from "../../patches/runtime/client/coalesce.ts";
+import { byStatus, coalesced, MIN_INTERVAL_MS, SLOW_MS, slowly } from "../../patches/runtime/client/coalesce.ts";
 
 afterEach(() => vi.useRealTimers());
 
@@ -44,5 +44,39 @@ describe("coalesced(key, fn)", () => {
     coalesced("failing", failing);
     await vi.advanceTimersByTimeAsync(3 * MIN_INTERVAL_MS);
     expect(runs).toBe(2);
+  });
+});
+
+describe("slowly(owner, key, fn)", () => {
+  it("asks once per SLOW_MS for an owner and key, afresh for a new owner, and does not keep a failure", async () => {
+    vi.useFakeTimers();
+    const load = () => {};
+    let asked = 0;
+    const stats = () => Promise.resolve(++asked);
+    for (let t = 0; t < 3 * SLOW_MS; t += 1000) {
+      await slowly(load, "stats", stats); // a reload a second
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    expect(asked).toBe(3);
+    await slowly(() => {}, "stats", stats); // a new loader (its scope changed)
+    expect(asked).toBe(4);
+    let failures = 0;
+    const failing = () => Promise.reject(new Error(`HTTP 500 #${++failures}`));
+    await expect(slowly(load, "cost", failing)).rejects.toThrow("#1");
+    await expect(slowly(load, "cost", failing)).rejects.toThrow("#2");
+  });
+});
+
+describe("byStatus(one request, [first, limit], [second, limit])", () => {
+  it("splits one answer back into the two lists, each cut to its limit, other statuses to the second", async () => {
+    const agents = [
+      { id: "t", status: "transient-card" },
+      ...["w1", "w2", "w3"].map((id) => ({ id, status: "working" })),
+      ...["a1", "a2", "a3"].map((id) => ({ id, status: "waiting" })),
+    ];
+    const [working, waiting] = byStatus(Promise.resolve({ agents, limit: 40 }), ["working", 2], ["waiting", 2]);
+    expect((await working).agents.map((a) => a.id)).toEqual(["w1", "w2"]);
+    expect((await waiting).agents.map((a) => a.id)).toEqual(["t", "a1", "a2"]);
+    expect((await waiting).limit).toBe(40);
   });
 });

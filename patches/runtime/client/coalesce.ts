@@ -54,3 +54,46 @@ export function coalesced(key: string, fn: () => unknown): void {
   slot.pending = true;
   schedule(slot);
 }
+
+// Slow-changing lists on a page that reloads on every frame (the Dashboard's stats, total cost,
+// recent events, which frames already update in place): slowly(owner, key, fn) reuses the answer
+// of the last fn of this owner and key while it is younger than SLOW_MS, so a reload a second asks
+// for them once per SLOW_MS. The owner is the page's loader: a new loader (its scope changed)
+// starts afresh. A failed answer is not reused.
+export const SLOW_MS = 9000;
+
+const slow = new WeakMap<object, Map<string, { at: number; value: Promise<unknown> }>>();
+
+export function slowly<T>(owner: object, key: string, fn: () => Promise<T>): Promise<T> {
+  let byKey = slow.get(owner);
+  if (!byKey) slow.set(owner, (byKey = new Map()));
+  const hit = byKey.get(key);
+  if (hit && Date.now() - hit.at < SLOW_MS) return hit.value as Promise<T>;
+  const value = fn();
+  const entry = { at: Date.now(), value: value as Promise<unknown> };
+  byKey.set(key, entry);
+  value.catch(() => {
+    if (byKey!.get(key) === entry) byKey!.delete(key);
+  });
+  return value;
+}
+
+/**
+ * One agents request for two status lists (GET /api/agents?status=working,waiting): the answer split
+ * back into the two lists the page asked for, each cut to its own limit. An agent whose status is
+ * neither (the server's transient cards, which the limit does not count) goes to the second list, as
+ * in its own request.
+ */
+export function byStatus<R extends { agents: A[] }, A extends { status?: string | null }>(
+  res: Promise<R>,
+  first: readonly [string, number],
+  second: readonly [string, number],
+): [Promise<R>, Promise<R>] {
+  return [
+    res.then((r) => ({ ...r, agents: r.agents.filter((a) => a.status === first[0]).slice(0, first[1]) })),
+    res.then((r) => {
+      let n = 0;
+      return { ...r, agents: r.agents.filter((a) => a.status !== first[0] && (a.status !== second[0] || n++ < second[1])) };
+    }),
+  ];
+}

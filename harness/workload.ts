@@ -25,7 +25,7 @@ import {
   type WorkerToParent,
 } from "./protocol.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
-import { ensureTemplate } from "../harness/transcript.ts";
+import { ensureTemplate } from "./transcript.ts";
 import { inspectDatabase } from "./verify.ts";
 
 /** The server's own watchdog interval (upstream WATCHDOG_INTERVAL_MS, not configurable). */
@@ -151,7 +151,7 @@ async function writeQueueStats(url: string): Promise<WriteQueueStats | null> {
 
 const PROBE_MODULE = fileURLToPath(new URL("./server-probe.cjs", import.meta.url));
 
-/** bench/server-probe.cjs inside the server: the port it wrote, then GET /reset and /snapshot. */
+/** harness/server-probe.cjs inside the server: the port it wrote, then GET /reset and /snapshot. */
 class ServerProbe {
   private constructor(private readonly url: string) {}
 

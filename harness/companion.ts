@@ -3,7 +3,7 @@
 // recent sessions, upsert them into a table of its own, COMMIT — with busy_timeout 1000 ms.
 // Every SQLITE_BUSY* it sees is counted. Runs on the machine's Node 20 with the root
 // better-sqlite3 (started by the bench as an IPC child).
-import { openDatabase } from "../harness/sqlite.ts";
+import { openDatabase } from "./sqlite.ts";
 import type { CompanionCounts, CompanionToParent, ParentToCompanion } from "./protocol.ts";
 
 const dbPath = process.argv[2];

@@ -7,7 +7,7 @@ import { repoRoot } from "../scripts/lib/paths.ts";
 const stderrTails = new WeakMap<ChildProcess, { text: string }>();
 
 export function forkTs(script: string, args: string[] = []): ChildProcess {
-  const child = fork(path.join(repoRoot, "bench", script), args, {
+  const child = fork(path.join(repoRoot, "harness", script), args, {
     cwd: repoRoot,
     execPath: process.execPath,
     execArgv: ["--import", "tsx"],

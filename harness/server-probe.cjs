@@ -1,5 +1,5 @@
 "use strict";
-// Preloaded into the monitor server by the bench (`node --require bench/server-probe.cjs`, through
+// Preloaded into the monitor server by the bench (`node --require harness/server-probe.cjs`, through
 // NODE_OPTIONS), so both trees are measured alike without patching the unpatched one. It measures
 // the server's main thread: event-loop delay (perf_hooks.monitorEventLoopDelay), process CPU time
 // (all threads, the transcript worker included), GC pauses, and the longest stalls with their

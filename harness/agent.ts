@@ -17,7 +17,7 @@ import {
   turnDurationLine,
   userPromptLine,
   type TranscriptContext,
-} from "../harness/transcript.ts";
+} from "./transcript.ts";
 
 /** Lay the agent's transcript down before the phase starts (a copy of a history template, or empty). */
 export function prepareAgent(spec: AgentSpec): void {

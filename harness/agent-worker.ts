@@ -57,6 +57,6 @@ async function run(startAt: number): Promise<void> {
 process.on("disconnect", () => process.exit(0));
 
 if (!process.send) {
-  console.error("bench/agent-worker.ts is started by the bench (IPC child); it does nothing on its own");
+  console.error("harness/agent-worker.ts is started by the bench (IPC child); it does nothing on its own");
   process.exit(2);
 }

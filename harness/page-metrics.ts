@@ -1,4 +1,4 @@
-// Pure figures of the watched pages (bench/watch.ts): API requests by path, freshness samples from
+// Pure figures of the watched pages (harness/watch.ts): API requests by path, freshness samples from
 // the probe sessions, long tasks. Timestamps are epoch ms (the page's clock is the machine's).
 import { percentile } from "./metrics.ts";
 

@@ -17,7 +17,7 @@ export interface WriteQueueStats {
   lockHeldMs: { p50: number; p99: number; max: number };
 }
 
-/** What bench/server-probe.cjs measured in the server process over one phase. */
+/** What harness/server-probe.cjs measured in the server process over one phase. */
 export interface ServerProbeSnapshot {
   windowMs: number;
   cpuMs: number;
@@ -70,7 +70,7 @@ export interface PhaseMetrics {
   /** null when the tree has no write-queue stats route (unpatched: 1 transaction per event). */
   writeQueue: { batches: number; events: number; transactions: number; transactionsPerEvent: number; lockHeldMs: WriteQueueStats["lockHeldMs"] } | null;
   agentsAborted: number;
-  /** The server process over the phase (bench/server-probe.cjs); null when the probe did not report. */
+  /** The server process over the phase (harness/server-probe.cjs); null when the probe did not report. */
   server: (ServerProbeSnapshot & { storedEvents: number; cpuMsPerStoredEvent: number }) | null;
 }
 

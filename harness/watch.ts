@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import type { Page } from "playwright-core";
-import { chromiumMissing, completeFirstRun, openBrowser, openSessions, type Browser } from "../harness/browser.ts";
+import { chromiumMissing, completeFirstRun, openBrowser, openSessions, type Browser } from "./browser.ts";
 import { freshnessSamples, longTaskFigures, requestsByPath, type FreshnessFigures, type LongTaskFigures, type PageRequest, type Probe, type RequestFigures, type Seen } from "./page-metrics.ts";
 import type { Mode } from "./protocol.ts";
 
@@ -79,12 +79,18 @@ interface OpenPage {
   errorsBefore: number;
 }
 
-async function navigate(page: Page, name: WatchPage, url: string): Promise<void> {
+async function navigate(page: Page, name: WatchPage, url: string, sessionsFilter?: string): Promise<void> {
   await page.goto(url);
   await completeFirstRun(page);
   if (name === "dashboard") return;
   await openSessions(page);
   await page.getByText(/\d+ sessions? recorded/).waitFor({ timeout: 30_000 });
+  if (name === "sessions" && sessionsFilter) {
+    // The page's own status filter (a toggle button per status), as a person narrows the list.
+    const button = page.getByRole("button", { name: sessionsFilter, exact: true });
+    await button.click();
+    await page.locator('button[aria-pressed="true"]', { hasText: sessionsFilter }).first().waitFor({ timeout: 10_000 });
+  }
   if (name === "session") {
     // The newest session's detail page.
     await page.getByRole("row").filter({ hasText: /[0-9a-f]{8}-[0-9a-f]{3}/ }).first().click();
@@ -115,12 +121,21 @@ export class PageWatch {
   private stopProbing = false;
   private url = "";
   readonly phases: WatchedPhase[] = [];
+  /** The last measured phase's probe sessions and what each page recorded of them (for a test's own checks). */
+  lastProbes: { probes: Probe[]; seen: Partial<Record<WatchPage, Seen[]>> } = { probes: [], seen: {} };
   /** Why the pages could not be opened (no Chromium, a first-run screen that did not come). */
   failure: string | null = null;
 
   constructor(
     private readonly pages: readonly WatchPage[],
-    private readonly opts: { shotBase: string; probeEveryMs?: number; probeWaitMs?: number; log?: (l: string) => void },
+    private readonly opts: {
+      shotBase: string;
+      probeEveryMs?: number;
+      probeWaitMs?: number;
+      /** A status filter to select on the Sessions page (e.g. "Completed": an ended probe comes onto it, whatever the load's activity). */
+      sessionsFilter?: string;
+      log?: (l: string) => void;
+    },
   ) {}
 
   /** Open every page on the server at url (call once, before the first phase). */
@@ -145,7 +160,7 @@ export class PageWatch {
       });
       page.on("requestfailed", (req) => entry.requests.push({ url: req.url(), at: req.timing().startTime || Date.now(), ms: Number.NaN, failed: true }));
       try {
-        await navigate(page, name, url);
+        await navigate(page, name, url, this.opts.sessionsFilter);
       } catch (err) {
         this.failure = `the ${name} page did not open: ${(err as Error).message.split("\n")[0]}`;
         this.opts.log?.(`    ${this.failure}`);
@@ -213,6 +228,11 @@ export class PageWatch {
     return page.evaluate(() => (window as unknown as { __benchSeen: Seen[] }).__benchSeen).catch(() => []);
   }
 
+  /** An open page by name (null when it is not open). */
+  page(name: WatchPage): Page | null {
+    return this.open.find((o) => o.name === name)?.browser.page ?? null;
+  }
+
   /** Measure the phase that just ended and screenshot each page. */
   async phaseEnd(mode: Mode, index: number, shotTag: string): Promise<WatchedPhase> {
     const to = Date.now();
@@ -220,10 +240,12 @@ export class PageWatch {
     await this.probing;
     this.probing = null;
     const pages: WatchedPagePhase[] = [];
+    this.lastProbes = { probes: [...this.probes], seen: {} };
     for (const o of this.open) {
       const { page } = o.browser;
       const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
       const seen = await this.seen(page);
+      this.lastProbes.seen[o.name] = seen;
       const file = `${this.opts.shotBase}-${shotTag}-${o.name}.png`;
       let screenshot: string | null = null;
       let note: string | null = null;

@@ -1,6 +1,6 @@
 // What the database holds after the server stopped, opened read-only (Node 20 + root
 // better-sqlite3; the server wrote it with node:sqlite — same file format).
-import { openDatabase } from "../harness/sqlite.ts";
+import { openDatabase } from "./sqlite.ts";
 
 export interface DbPhaseFacts {
   /** bench_event_id values found in events.data. */
