@@ -286,24 +286,47 @@ function createEventIds(db, count) {
     if (!insert) insert = db.prepare("INSERT OR IGNORE INTO hook_event_ids (event_id, stored_at_ms) VALUES (?, ?)");
     return Number(insert.run(id, Date.now()).changes) > 0;
   }
+  // Replayed events whose processing threw (rolled back to their savepoint, answered 500): the
+  // progress record may pass them (replaying them again would fail again).
+  const failing = new Set();
+  let progressWriter = null;
   return {
-    /** Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run. */
+    /**
+     * Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run.
+     * A replay progress item ({ spoolProgress }) writes the spool offset in the SAME transaction as
+     * the chunk's events (it is queued right after them, so it runs after them in their batch).
+     */
     run(inner) {
       return (item) => {
+        if (item && item.spoolProgress) {
+          if (progressWriter) progressWriter(item.spoolProgress);
+          return null; // wrote no event (a no-op in the write-queue stats); no post-commit work
+        }
         const id = item && item.data ? item.data.event_id : undefined;
         if (typeof id === "string" && ID_RE.test(id) && !claim(id)) {
           count("spoolDuplicates");
           return { duplicate: true, event_id: id };
         }
-        return inner(item);
+        try {
+          return inner(item);
+        } catch (err) {
+          if (item && item.replayed && typeof id === "string") failing.add(id);
+          throw err;
+        }
       };
     },
-    /** Wraps afterCommit: a duplicate has no post-commit work. */
+    /** Wraps afterCommit: a duplicate and a progress record have no post-commit work. */
     afterCommit(inner) {
-      return (item, result) => (result && result.duplicate ? undefined : inner(item, result));
+      return (item, result) => (!result || result.duplicate || (item && item.spoolProgress) ? undefined : inner(item, result));
     },
-    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. */
+    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. Inside one it sees the transaction's own writes. */
     stored: (id) => !!has.get(id),
+    /** A replayed event that failed (500): not stored, not to be replayed again by this process. */
+    failed: (id) => failing.has(id),
+    /** createSpoolReplay registers the writer of its progress record. */
+    onProgress(fn) {
+      progressWriter = fn;
+    },
   };
 }
 
@@ -349,8 +372,22 @@ function createSpoolReplay(o) {
   // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
   const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
 
+  /**
+   * The progress record, run by the write queue inside the transaction that holds the chunk's last
+   * events (the item is queued right after them; orderBySentAt leaves an item without data in place).
+   * It advances the offset only when every event the chunk queued is stored (by this transaction or
+   * an earlier one) or failed: an event refused with 503 in an earlier batch keeps the offset where
+   * it was, so the next round reads it again. A crash therefore never leaves the offset past an
+   * event that is not stored, nor events stored past the offset (both commit or neither).
+   */
+  o.eventIds.onProgress((p) => {
+    p.written = p.ids.every((id) => o.eventIds.stored(id) || o.eventIds.failed(id));
+    if (p.written) putOffset.run(p.segment, p.endOffset);
+  });
+
   async function replayChunk(chunk) {
     const pending = [];
+    const ids = [];
     for (const { record } of chunk.records) {
       const data = record.data;
       if (record.to !== undefined && String(record.to) !== ownPort) {
@@ -365,9 +402,11 @@ function createSpoolReplay(o) {
         count("spoolAlreadyStored"); // POST stored it: no queue, no transaction
         continue;
       }
+      if (o.eventIds.failed(record.event_id)) continue; // failed (500) when replayed earlier: counted then
       const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      ids.push(record.event_id);
       pending.push(
-        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped) }).then(
+        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped), replayed: true }).then(
           (r) => {
             if (r && !r.duplicate) {
               totals.replayed++;
@@ -381,9 +420,17 @@ function createSpoolReplay(o) {
         ),
       );
     }
+    const progress = { segment: chunk.segment, endOffset: chunk.endOffset, ids, written: false };
+    if (ids.length === 0) {
+      // Nothing to store: the offset has no events to share a transaction with.
+      await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
+      progress.written = true;
+    } else {
+      pending.push(o.writeQueue.enqueue({ spoolProgress: progress }));
+    }
     await Promise.all(pending);
-    await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
-    offsets.set(chunk.segment, chunk.endOffset);
+    if (progress.written) offsets.set(chunk.segment, chunk.endOffset); // committed: the reader may move on
+    return progress.written;
   }
 
   async function round() {
@@ -397,8 +444,9 @@ function createSpoolReplay(o) {
           backlogLogged = true;
           log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
         }
-        await replayChunk(chunk);
+        const advanced = await replayChunk(chunk);
         n += chunk.records.length;
+        if (!advanced) break; // an event of the chunk is not stored yet: the next round reads it again
         await new Promise((r) => setImmediate(r));
       }
       reader.cleanup();
