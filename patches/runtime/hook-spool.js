@@ -89,9 +89,48 @@ function spoolHookEvent(hookType, data, env = process.env) {
   // A hook run for one dashboard (CLAUDE_DASHBOARD_PORT, upstream's override) is addressed to it, so
   // other dashboards of the same user do not replay it; an unaddressed event (the usual fan-out, or no
   // dashboard running) is replayed by every dashboard, each into its own database once.
+  // When that dashboard has registered in the spool (consumers/<id>.json, written by its replay), the
+  // record also names its database (`db`: the consumer id), so a record for a database that no longer
+  // exists can be told from one for a dashboard that is merely down.
   const to = String(env.CLAUDE_DASHBOARD_PORT || "").trim();
-  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out, ...(to ? { to } : {}) }, env);
+  const db = to ? consumerOnPort(spoolDir(env), to) : null;
+  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out, ...(to ? { to } : {}), ...(db ? { db } : {}) }, env);
   return out;
+}
+
+/** The consumer (database) id of the dashboard last registered on `port`, or null. Never throws. */
+function consumerOnPort(dir, port) {
+  let best = null;
+  for (const v of readConsumers(path.join(dir, CONSUMERS))) {
+    if (String(v.port) === port && typeof v.consumerId === "string" && (!best || v.at > best.at)) best = v;
+  }
+  return best ? best.consumerId : null;
+}
+
+/** Registered consumers: { consumerId, dbPath?, port?, passed, at } per consumers/<id>.json. */
+function readConsumers(cdir) {
+  const out = [];
+  let names = [];
+  try {
+    names = fs.readdirSync(cdir);
+  } catch {
+    return out;
+  }
+  for (const f of names) {
+    if (!f.endsWith(".json")) continue;
+    try {
+      const v = JSON.parse(fs.readFileSync(path.join(cdir, f), "utf8"));
+      if (Array.isArray(v.passed)) out.push({ ...v, file: f });
+    } catch {
+      // a consumer file being replaced: ignore this round
+    }
+  }
+  return out;
+}
+
+/** A consumer whose database file is gone (deleted data directory): it will never read again. */
+function vanished(v) {
+  return typeof v.dbPath === "string" && v.dbPath !== "" && !fs.existsSync(v.dbPath);
 }
 
 /**
@@ -137,13 +176,14 @@ function parseRecords(buf, final) {
  * @param {number} [o.maxRecords] records per chunk
  * @param {number} [o.capBytes] spool size cap; the oldest segments are dropped (counted) beyond it
  * @param {number} [o.graceMs] a segment older than this is removed even if a registered consumer has not passed it
+ * @param {string} [o.dbPath] this consumer's database file and [o.port] its dashboard's port (published for hook clients and cleanup)
  */
 function createSpoolReader(o) {
   const dir = o.dir;
   const maxRecords = o.maxRecords || 500;
   const capBytes = o.capBytes || DEFAULT_CAP_BYTES;
   const graceMs = o.graceMs || DEFAULT_GRACE_MS;
-  const counters = { torn: 0, droppedSegments: 0, droppedBytes: 0, removedSegments: 0 };
+  const counters = { torn: 0, droppedSegments: 0, droppedBytes: 0, removedSegments: 0, vanishedConsumers: 0 };
 
   function segments() {
     try {
@@ -201,12 +241,23 @@ function createSpoolReader(o) {
       fs.mkdirSync(cdir, { recursive: true });
       const passed = names.filter((n) => isClosed(n, nowMs) && o.offsetOf(n) >= fileSize(n));
       const tmp = path.join(cdir, `.${o.consumerId}.${process.pid}.tmp`);
-      fs.writeFileSync(tmp, JSON.stringify({ consumerId: o.consumerId, passed, at: nowMs }));
+      fs.writeFileSync(tmp, JSON.stringify({ consumerId: o.consumerId, dbPath: o.dbPath, port: o.port, passed, at: nowMs }));
       fs.renameSync(tmp, path.join(cdir, `${o.consumerId}.json`));
     } catch {
       return;
     }
-    const views = readConsumers(cdir);
+    // A consumer whose database no longer exists never passes anything: forget it (counted) rather
+    // than keep every segment for the grace period.
+    const views = readConsumers(cdir).filter((v) => {
+      if (!vanished(v)) return true;
+      try {
+        fs.unlinkSync(path.join(cdir, v.file));
+        counters.vanishedConsumers++;
+      } catch {
+        // another dashboard removed it first
+      }
+      return false;
+    });
     let total = 0;
     const live = [];
     for (const n of names) {
@@ -248,25 +299,17 @@ function createSpoolReader(o) {
     }
   }
 
-  function readConsumers(cdir) {
-    const out = [];
-    for (const f of fs.readdirSync(cdir)) {
-      if (!f.endsWith(".json")) continue;
-      try {
-        const v = JSON.parse(fs.readFileSync(path.join(cdir, f), "utf8"));
-        if (Array.isArray(v.passed)) out.push(v);
-      } catch {
-        // a consumer file being replaced: ignore this round
-      }
-    }
-    return out;
+  /** Whether records addressed to database `id` can still be stored by someone: its consumer is registered and its file exists. */
+  function databaseExists(id) {
+    const v = readConsumers(path.join(dir, CONSUMERS)).find((c) => c.consumerId === id);
+    return !!v && !vanished(v);
   }
 
   function spoolBytes() {
     return segments().reduce((s, n) => s + fileSize(n), 0);
   }
 
-  return { nextChunk, cleanup, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
+  return { nextChunk, cleanup, databaseExists, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
 }
 
 // ── server: stored event ids (exactly once) ─────────────────────────────────
@@ -330,6 +373,9 @@ function createEventIds(db, count) {
   };
 }
 
+/** Replay counters, kept in the write-queue stats (count). */
+const COUNTERS = ["spoolReplayed", "spoolDuplicates", "spoolAlreadyStored", "spoolInvalid", "spoolFailed", "spoolForOtherDashboard", "spoolForVanishedDatabase"];
+
 // ── server: replay ───────────────────────────────────────────────────────────
 
 /**
@@ -363,14 +409,14 @@ function createSpoolReplay(o) {
     }
     return offsets.get(seg);
   };
-  const reader = createSpoolReader({ dir, consumerId, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
+  // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
+  const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
+  const reader = createSpoolReader({ dir, consumerId, dbPath: path.resolve(o.dbPath), port: ownPort, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
   let timer = null;
   let running = false;
   let stopped = false;
   let backlogLogged = false;
 
-  // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
-  const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
 
   /**
    * The progress record, run by the write queue inside the transaction that holds the chunk's last
@@ -388,9 +434,16 @@ function createSpoolReplay(o) {
   async function replayChunk(chunk) {
     const pending = [];
     const ids = [];
+    const exists = new Map(); // database id -> still there (one look per chunk)
     for (const { record } of chunk.records) {
       const data = record.data;
-      if (record.to !== undefined && String(record.to) !== ownPort) {
+      if (typeof record.db === "string" && record.db !== consumerId) {
+        if (!exists.has(record.db)) exists.set(record.db, reader.databaseExists(record.db));
+        // For another database: its dashboard stores it (or has, by POST); if that database is gone, nobody will.
+        count(exists.get(record.db) ? "spoolForOtherDashboard" : "spoolForVanishedDatabase");
+        continue;
+      }
+      if (record.db === undefined && record.to !== undefined && String(record.to) !== ownPort) {
         count("spoolForOtherDashboard"); // addressed to another dashboard (CLAUDE_DASHBOARD_PORT)
         continue;
       }
@@ -473,8 +526,9 @@ function createSpoolReplay(o) {
     },
     round,
     consumerId,
-    stats: () => ({ ...reader.stats(), dir }),
+    // Zeros for the counters kept in the write-queue stats (the route spreads those over these).
+    stats: () => ({ ...Object.fromEntries(COUNTERS.map((name) => [name, 0])), ...reader.stats(), dir }),
   };
 }
 
-module.exports = { spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
+module.exports = { readConsumers, spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };

@@ -4,7 +4,7 @@
 // arrives by POST and by replay is stored once (counted as a duplicate); a torn record and an invalid
 // record are skipped and counted while the records around them are stored.
 import { spawn } from "node:child_process";
-import { appendFileSync, mkdirSync, readdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -131,7 +131,7 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     expect([...ids.values()].every((c) => c === 1)).toBe(true);
   }, 120_000);
 
-  it("a torn record and an invalid record are skipped and counted; the records around them are stored; a POSTed event replayed is stored once", async () => {
+  it("a torn record and an invalid record, a record for a database that no longer exists are skipped and counted; the records around them are stored; a POSTed event replayed is stored once", async () => {
     const { tree, spoolDir, m } = await setup();
     const spool = requireCjs(path.join(tree, "server", "patch-runtime", "hook-spool.js")) as { frame(r: object): string; segmentName(ms: number): string };
     const sid = "5b001000-0000-4000-8000-000000000004";
@@ -144,6 +144,10 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000002")));
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000003")).slice(0, 30)); // torn
     appendFileSync(file, spool.frame({ event_id: "0000aaaa-0000-4000-8000-000000000009", hook_type: "PreToolUse", data: { no_session: true } })); // not an event this server can store
+    // addressed to a database that no longer exists (its dashboard registered, then its data directory was deleted)
+    mkdirSync(path.join(spoolDir, "consumers"), { recursive: true });
+    writeFileSync(path.join(spoolDir, "consumers", "0123456789abcdef.json"), JSON.stringify({ consumerId: "0123456789abcdef", dbPath: path.join(tempDir("spool-gone-"), "deleted.db"), port: "1", passed: [], at: Date.now() }));
+    appendFileSync(file, spool.frame({ ...rec("0000aaaa-0000-4000-8000-000000000005"), to: "1", db: "0123456789abcdef" }));
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000004")));
     appendFileSync(file, spool.frame(rec(posted)));
     const ids = await until("the valid spooled events stored", () => {
@@ -156,6 +160,8 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     expect(ids.has("0000aaaa-0000-4000-8000-000000000003")).toBe(false);
     expect(s2.torn).toBe(1);
     expect(s2.spoolInvalid).toBe(1);
+    expect(ids.has("0000aaaa-0000-4000-8000-000000000005")).toBe(false);
+    expect(s2.spoolForVanishedDatabase).toBe(1);
     expect((s2.spoolAlreadyStored ?? 0) + (s2.spoolDuplicates ?? 0)).toBe(1);
   }, 120_000);
 });

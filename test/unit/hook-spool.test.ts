@@ -22,6 +22,7 @@ const spool = require(RUNTIME) as {
   createSpoolReader(o: object): {
     nextChunk(now?: number): { segment: string; records: { record: { event_id: string; data: { n: number } }; offset: number }[]; endOffset: number } | null;
     cleanup(now?: number): void;
+    databaseExists(id: string): boolean;
     stats(): Record<string, number>;
   };
   frame(r: object): string;
@@ -72,6 +73,30 @@ describe("hook-spool runtime", () => {
       [sent.event_id, "5123"],
       [fanOut.event_id, undefined],
     ]);
+  });
+
+  it("names the database of the dashboard registered on that port (db), and forgets a consumer whose database is gone", () => {
+    const dir = scratch();
+    const dbPath = path.join(dir, "gone.db");
+    writeFileSync(dbPath, "");
+    const gone = spool.createSpoolReader({ dir, consumerId: "gone", dbPath, port: "5124", offsetOf: () => 0 });
+    gone.cleanup(); // registers consumers/gone.json { consumerId, dbPath, port }
+    const rec = spool.spoolHookEvent("Stop", { session_id: "s1" }, { AGENT_MONITOR_SPOOL_DIR: dir, CLAUDE_DASHBOARD_PORT: "5124" });
+    const other = spool.spoolHookEvent("Stop", { session_id: "s2" }, { AGENT_MONITOR_SPOOL_DIR: dir, CLAUDE_DASHBOARD_PORT: "5125" });
+    const offsets = new Map<string, number>();
+    writeFileSync(path.join(dir, "live.db"), "");
+    const live = spool.createSpoolReader({ dir, consumerId: "live", dbPath: path.join(dir, "live.db"), port: "4820", offsetOf: (s: string) => offsets.get(s) ?? 0 });
+    const got = drain(live, offsets) as unknown as { event_id: string; to?: string; db?: string }[];
+    expect(got.map((r) => [r.event_id, r.to, r.db])).toEqual([
+      [rec.event_id, "5124", "gone"],
+      [other.event_id, "5125", undefined], // no dashboard registered on 5125: addressed by port only
+    ]);
+    expect(live.databaseExists("gone")).toBe(true);
+    rmSync(dbPath);
+    expect(live.databaseExists("gone")).toBe(false);
+    live.cleanup();
+    expect(live.stats().vanishedConsumers).toBe(1);
+    expect(readdirSync(path.join(dir, "consumers")).sort()).toEqual(["live.json"]);
   });
 
   it("skips and counts a torn record without losing the one after it", () => {
