@@ -486,6 +486,15 @@ function createSpoolReplay(o) {
     return progress.written;
   }
 
+  let maxQueue = null; // the queue's limit (fixed at its creation): read once
+  function queueRoom() {
+    if (maxQueue === null) {
+      const st = o.writeQueue.stats ? o.writeQueue.stats() : null;
+      maxQueue = st && st.limits && st.limits.maxQueue > 0 ? st.limits.maxQueue : Infinity;
+    }
+    return maxQueue - (o.writeQueue.size ? o.writeQueue.size() : 0);
+  }
+
   async function round() {
     if (running || stopped) return;
     running = true;
@@ -497,6 +506,11 @@ function createSpoolReplay(o) {
           backlogLogged = true;
           log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
         }
+        // Never more than the queue has room for (live hooks first, the progress item last): a
+        // replay that overfilled the queue would be refused (503) over and over.
+        const room = queueRoom() - 1;
+        if (room < 1) break; // the queue is full of live events: next round
+        if (chunk.records.length > room) chunk = { ...chunk, records: chunk.records.slice(0, room), endOffset: chunk.records[room - 1].offset };
         const advanced = await replayChunk(chunk);
         n += chunk.records.length;
         if (!advanced) break; // an event of the chunk is not stored yet: the next round reads it again
