@@ -426,10 +426,11 @@ function createSpoolReplay(o) {
    * it was, so the next round reads it again. A crash therefore never leaves the offset past an
    * event that is not stored, nor events stored past the offset (both commit or neither).
    */
-  o.eventIds.onProgress((p) => {
+  function writeProgress(p) {
     p.written = p.ids.every((id) => o.eventIds.stored(id) || o.eventIds.failed(id));
     if (p.written) putOffset.run(p.segment, p.endOffset);
-  });
+  }
+  o.eventIds.onProgress(writeProgress);
 
   async function replayChunk(chunk) {
     const pending = [];
@@ -479,9 +480,14 @@ function createSpoolReplay(o) {
       await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
       progress.written = true;
     } else {
-      pending.push(o.writeQueue.enqueue({ spoolProgress: progress }));
+      // Refused (the queue is full of live events): written after the events, in its own transaction, with the same check.
+      pending.push(o.writeQueue.enqueue({ spoolProgress: progress }).catch((err) => {
+        if (!(err && err.status === 503)) throw err;
+        progress.refused = true;
+      }));
     }
     await Promise.all(pending);
+    if (progress.refused) await o.writeQueue.runExclusive(() => writeProgress(progress));
     if (progress.written) offsets.set(chunk.segment, chunk.endOffset); // committed: the reader may move on
     return progress.written;
   }
@@ -506,9 +512,9 @@ function createSpoolReplay(o) {
           backlogLogged = true;
           log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
         }
-        // Never more than the queue has room for (live hooks first, the progress item last): a
+        // Never more than the queue has room for (live hooks first): a
         // replay that overfilled the queue would be refused (503) over and over.
-        const room = queueRoom() - 1;
+        const room = queueRoom();
         if (room < 1) break; // the queue is full of live events: next round
         if (chunk.records.length > room) chunk = { ...chunk, records: chunk.records.slice(0, room), endOffset: chunk.records[room - 1].offset };
         const advanced = await replayChunk(chunk);
