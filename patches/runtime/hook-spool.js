@@ -387,6 +387,7 @@ const COUNTERS = ["spoolReplayed", "spoolDuplicates", "spoolAlreadyStored", "spo
  * @param {(hookType: string, data: object) => any} o.transcriptFor the route's transcript read
  * @param {ReturnType<typeof createEventIds>} o.eventIds
  * @param {(name: string) => void} o.count counts into the write-queue stats
+ * @param {(body: object, opts: object) => object | null} [o.check] POST /event's validation (validate-hook-input's checkHookBody)
  */
 function createSpoolReplay(o) {
   const env = o.env || process.env;
@@ -448,7 +449,18 @@ function createSpoolReplay(o) {
         count("spoolForOtherDashboard"); // addressed to another dashboard (CLAUDE_DASHBOARD_PORT)
         continue;
       }
-      if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
+      if (!data || typeof data !== "object" || Array.isArray(data)) {
+        count("spoolInvalid");
+        continue;
+      }
+      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      // The same door as POST /event (validate-hook-input): a record the route would answer 400 is
+      // skipped and counted; a send stamp it would not believe is dropped (counted as ignoredStamps),
+      // judged against the time its segment was written, so an old backlog keeps its stamps.
+      const problem = o.check
+        ? o.check({ hook_type: record.hook_type, data: stamped }, { now: Number(chunk.segment.slice(0, 12)) * SEGMENT_MS, onIgnoredStamp: () => count("ignoredStamps") })
+        : typeof record.hook_type !== "string" || !data.session_id;
+      if (problem) {
         count("spoolInvalid");
         continue;
       }
@@ -457,7 +469,6 @@ function createSpoolReplay(o) {
         continue;
       }
       if (o.eventIds.failed(record.event_id)) continue; // failed (500) when replayed earlier: counted then
-      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
       ids.push(record.event_id);
       pending.push(
         o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped), replayed: true }).then(

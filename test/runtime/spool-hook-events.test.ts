@@ -164,4 +164,39 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     expect(s2.spoolForVanishedDatabase).toBe(1);
     expect((s2.spoolAlreadyStored ?? 0) + (s2.spoolDuplicates ?? 0)).toBe(1);
   }, 120_000);
+
+  it("replayed events pass POST /event's validation and order rules: an invalid record is skipped and counted, a late one never reopens an ended session", async () => {
+    const { tree, spoolDir, m } = await setup();
+    const spool = requireCjs(path.join(tree, "server", "patch-runtime", "hook-spool.js")) as { frame(r: object): string; segmentName(ms: number): string };
+    const sid = "5b001000-0000-4000-8000-000000000005";
+    const t = Date.now();
+    expect((await m.postEvent("SessionStart", { session_id: sid, cwd: os.tmpdir(), sent_at_ms: t - 3000 })).status).toBe(200);
+    expect((await m.postEvent("SessionEnd", { session_id: sid, cwd: os.tmpdir(), reason: "exit", sent_at_ms: t - 1000 })).status).toBe(200);
+    const status = () => {
+      const db = openDatabase(m.dbPath, { readonly: true, fileMustExist: true });
+      try {
+        return (db.prepare("SELECT status FROM sessions WHERE id = ?").get(sid) as { status: string }).status;
+      } finally {
+        db.close();
+      }
+    };
+    const ended = status();
+    expect(ended).not.toBe("active");
+    const late = "0000bbbb-0000-4000-8000-000000000001";
+    const invalid = "0000bbbb-0000-4000-8000-000000000002";
+    mkdirSync(spoolDir, { recursive: true });
+    const file = path.join(spoolDir, spool.segmentName(t - 5 * 60_000));
+    // sent before the SessionEnd, arriving (by replay) after it
+    appendFileSync(file, spool.frame({ event_id: late, sent_at_ms: t - 2000, hook_type: "PreToolUse", data: { session_id: sid, cwd: os.tmpdir(), tool_name: "Read" } }));
+    // what POST /event answers 400 (validate-hook-input: tool_name must be a string)
+    appendFileSync(file, spool.frame({ event_id: invalid, sent_at_ms: t - 2000, hook_type: "PreToolUse", data: { session_id: sid, cwd: os.tmpdir(), tool_name: 42 } }));
+    const ids = await until("the late event stored", () => {
+      const s = storedIds(m.dbPath);
+      return s.has(late) && s;
+    });
+    const stats = await m.get<Record<string, number>>("/api/hooks/spool/stats");
+    expect(ids.has(invalid)).toBe(false);
+    expect(stats.spoolInvalid).toBe(1);
+    expect(status()).toBe(ended);
+  }, 120_000);
 });
