@@ -23,6 +23,7 @@ import {
   type EventRecord,
   type Mode,
   type ProgressCounts,
+  type SpoolClient,
   type WorkerConfig,
   type WorkerToParent,
 } from "./protocol.ts";
@@ -67,6 +68,8 @@ export interface WorkloadOptions {
   minServerLifetimeMs?: number;
   /** Extra server environment. */
   env?: Record<string, string>;
+  /** The agents' hook client spools each event first (spool-hook-events; bench/spool.ts). */
+  spool?: SpoolClient;
   /** Extra Node options for the server process (e.g. "--cpu-prof --cpu-prof-dir=<dir>"), after the probe's --require. */
   serverNodeOptions?: string;
   /** Called after each phase's measurements, with the server and the companion still running. */
