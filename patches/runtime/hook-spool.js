@@ -67,14 +67,30 @@ function spoolAppend(payload, env = process.env) {
     const record = { event_id: newEventId(), sent_at_ms: Date.now(), ...payload };
     const fd = fs.openSync(path.join(dir, segmentName(record.sent_at_ms)), "a", 0o600);
     try {
-      fs.writeSync(fd, frame(record));
-      if (env.AGENT_MONITOR_SPOOL_FSYNC === "1") fs.fsyncSync(fd);
+      const bytes = fs.writeSync(fd, frame(record));
+      if (env.AGENT_MONITOR_SPOOL_FSYNC === "1") {
+        fs.fsyncSync(fd);
+        // A segment this write created is reachable after power loss only once its directory entry is synced too.
+        if (fs.fstatSync(fd).size === bytes) syncDir(dir);
+      }
     } finally {
       fs.closeSync(fd);
     }
     return record;
   } catch {
     return null;
+  }
+}
+
+function syncDir(dir) {
+  let dfd = null;
+  try {
+    dfd = fs.openSync(dir, "r");
+    fs.fsyncSync(dfd);
+  } catch {
+    // not supported here (e.g. some platforms cannot fsync a directory): the file's own fsync stands
+  } finally {
+    if (dfd !== null) fs.closeSync(dfd);
   }
 }
 
