@@ -4,7 +4,7 @@
 // and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,16 +16,12 @@ import { diffCompanion, serverErrorSummary, summarizePhase, type PhaseMetrics, t
 import { startMonitor, type Monitor } from "./monitor.ts";
 import {
   HOOK_TYPES,
-  type AgentSpec,
   type AgentSummary,
   type CompanionCounts,
   type CompanionToParent,
   type EventRecord,
   type Mode,
-  type ProgressCounts,
   type SpoolClient,
-  type WorkerConfig,
-  type WorkerToParent,
 } from "./protocol.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { ensureTemplate } from "../harness/transcript.ts";
