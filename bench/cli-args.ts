@@ -91,13 +91,19 @@ the tables add base and pat/base columns`,
     ),
     out: option("<dir>", "results folder", undefined, "bench-results"),
     rebuild: flag("pass --force to the build CLI for both trees"),
+    spool: flag(`after the runs, the hook spool's cost on the patched tree (bench/spool.ts):
+the hook client's append p50/p99 on vs off (AGENT_MONITOR_SPOOL=0),
+live hook p99 while a 10,000-event backlog is replayed, server CPU
+per stored event spool on vs off (22 agents, --phase-seconds)`),
   },
-  examples: ["npm run bench -- --quick", "npm run bench -- --agents 8,64 --modes fire-and-forget --trees patched"],
+  examples: ["npm run bench -- --quick", "npm run bench -- --agents 8,64 --modes fire-and-forget --trees patched", "npm run bench -- --spool --agents 22 --modes fire-and-forget --trees patched"],
 };
 
 export const benchHelp = (): string => helpText(BENCH_CLI);
 
 export interface BenchOptions {
+  /** Run bench/spool.ts on the patched tree after the runs. */
+  spool: boolean;
   agents: number[];
   modes: Mode[];
   trees: TreeKind[];
@@ -155,6 +161,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     baseline: v.baseline ?? null,
     out: v.out,
     rebuild: v.rebuild,
+    spool: v.spool,
     help,
   };
 }

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { BenchOptions } from "./cli-args.ts";
 import type { PhaseMetrics } from "../harness/metrics.ts";
 import type { Mode } from "../harness/protocol.ts";
+import { spoolRows, type SpoolBenchResult } from "./spool.ts";
 import { renderChart, type ChartRow } from "./svg.ts";
 import { screenshotsMarkdown, type Screenshot } from "./screenshot.ts";
 import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
@@ -65,6 +66,8 @@ export interface BenchReport {
   runs: RunRecord[];
   /** Sessions page of each tree after the fire-and-forget phase (bench/screenshot.ts). */
   screenshots?: Screenshot[];
+  /** The hook spool's cost on the patched tree (`--spool`, bench/spool.ts). */
+  spool?: SpoolBenchResult | { error: string };
 }
 
 type Value = number | string | null;
@@ -288,6 +291,7 @@ function markdown(report: BenchReport, svgName: string): string {
   }
   lines.push(...watchedMarkdown(report));
   lines.push(...screenshotsMarkdown(report.screenshots ?? []));
+  lines.push(...spoolMarkdown(report.spool));
   lines.push(
     "## Runs",
     "",
@@ -399,4 +403,21 @@ export function writeReport(report: BenchReport, outDir: string): { json: string
   writeFileSync(files.svg, chartFor(report));
   writeFileSync(files.md, markdown(report, path.basename(files.svg)));
   return files;
+}
+
+/** The report's spool section (`--spool`): the figures beside their targets (issue #14). */
+export function spoolMarkdown(spool: BenchReport["spool"]): string[] {
+  if (!spool) return [];
+  const head = ["## Hook spool cost (spool-hook-events, patched tree)", ""];
+  if ("error" in spool) return [...head, `spool module failed: ${cell(spool.error.split("\n")[0]!)}`, ""];
+  return [
+    ...head,
+    markdownTable(spoolRows(spool)),
+    "",
+    `One append: the tree's spoolHookEvent in one Node 22 process, ${spool.append.samples} calls on and off, interleaved (off = \`AGENT_MONITOR_SPOOL=0\`: the id is still added, nothing written). ` +
+      `Hook process: scripts/hook-handler.js run ${spool.hookProcess.samples} times each against a running dashboard. ` +
+      `Replay: ${spool.replay.backlog} spooled events written while the agents post; live p99 over the events sent until the replay finished, against the same load with no backlog. ` +
+      "CPU: the server probe's CPU time over the events stored, same load, spool off (hook client and replay) vs on.",
+    "",
+  ];
 }

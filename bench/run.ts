@@ -17,6 +17,7 @@ import { historyDatabase, type HistoryDatabase, type HistorySize } from "./histo
 import { CommitWatch, quietApiTimings } from "./observe.ts";
 import { runWorkload, type PhaseObserver } from "../harness/workload.ts";
 import { PageWatch, type WatchPage } from "../harness/watch.ts";
+import { runSpoolBench, spoolRows } from "./spool.ts";
 
 const log = (line: string) => console.log(line);
 
@@ -203,7 +204,22 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  // --spool: the hook spool's cost on the patched tree (bench/spool.ts)
+  let spool: BenchReport["spool"];
+  if (opts.spool) {
+    if (!trees.patched) spool = { error: "--spool needs the patched tree (--trees patched)" };
+    else {
+      log("[patched] hook spool cost (--spool)");
+      try {
+        spool = await runSpoolBench({ treeDir: trees.patched.dir, agents: 22, seconds: Math.max(opts.phaseSeconds, 5), log });
+      } catch (err) {
+        spool = { error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+  }
+
   const report: BenchReport = {
+    spool,
     version: 1,
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -221,6 +237,11 @@ async function main(argv: string[]): Promise<number> {
       log(`== ${mode}, ${variantLabel(variant)} ==  (pat/unp = patched / unpatched${trees.baseline ? "; pat/base = patched / baseline" : ""})`);
       log(textTable(comparisonRows(report, mode, variant)));
     }
+  }
+  if (spool) {
+    log("");
+    log("== hook spool cost (patched tree) ==");
+    log("error" in spool ? `spool module failed: ${spool.error}` : textTable(spoolRows(spool)));
   }
   if (opts.watch.length) {
     for (const mode of opts.modes) {

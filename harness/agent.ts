@@ -4,6 +4,7 @@
 // transcript before each hook exactly as Claude Code does before firing it.
 import { appendFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import { postBlocking, postFireAndForget, type SendOutcome } from "./hook-client.ts";
 import type { AgentSpec, AgentSummary, EventRecord, HookType, WorkerConfig } from "./protocol.ts";
 import {
@@ -46,6 +47,10 @@ export async function runAgent(
     clock: () => Date.now(),
   };
   const pending: Promise<void>[] = [];
+  // The patched hook client appends each event to its spool before sending it (spool-hook-events):
+  // the tree's own runtime module, called as scripts/hook-handler.js calls it.
+  const spool = cfg.spool ? (createRequire(import.meta.url)(cfg.spool.module) as { spoolHookEvent(t: string, d: object, env: NodeJS.ProcessEnv): object }) : null;
+  const spoolEnv = cfg.spool ? { ...process.env, ...cfg.spool.env } : {};
   let seq = 0;
   let sent = 0;
   let aborted = false;
@@ -77,7 +82,7 @@ export async function runAgent(
       bench_event_id: id,
       sent_at_ms: Date.now(),
     };
-    const body = JSON.stringify({ hook_type: hookType, data });
+    const body = JSON.stringify({ hook_type: hookType, data: spool ? spool.spoolHookEvent(hookType, data, spoolEnv) : data });
     const t = elapsed();
     const base = { id, agent: spec.index, sessionId: spec.sessionId, hookType, t };
     const rec = (o: SendOutcome, sendMs?: number) =>

@@ -1,4 +1,4 @@
-// Spawning the bench's TypeScript child processes (agent workers, companion) on the machine's
+// Spawning TypeScript child processes (the agent workers, the bench's companion) on the machine's
 // Node 20 through the tsx loader, with an IPC channel.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
@@ -6,8 +6,9 @@ import { repoRoot } from "../scripts/lib/paths.ts";
 
 const stderrTails = new WeakMap<ChildProcess, { text: string }>();
 
+/** `script`: a TypeScript file's path from the repository root (e.g. "harness/agent-worker.ts"). */
 export function forkTs(script: string, args: string[] = []): ChildProcess {
-  const child = fork(path.join(repoRoot, "harness", script), args, {
+  const child = fork(path.join(repoRoot, script), args, {
     cwd: repoRoot,
     execPath: process.execPath,
     execArgv: ["--import", "tsx"],

@@ -1,4 +1,4 @@
-// Messages and records shared by the bench parent and its child processes.
+// Messages and records shared by the agents' driver (harness/agents.ts) and its child processes.
 
 export const MODES = ["blocking", "fire-and-forget", "saturation"] as const;
 export type Mode = (typeof MODES)[number];
@@ -53,6 +53,14 @@ export interface WorkerConfig {
   runTag: string;
   /** Report counts to the parent every this many ms (`npm run demo`'s progress line; default: never). */
   progressMs?: number;
+  /** Spool each event first, as the patched hook client does (spool-hook-events); default: no spool. */
+  spool?: SpoolClient;
+}
+
+/** The patched hook client's spool: `module` is a tree's server/patch-runtime/hook-spool.js, `env` its environment (AGENT_MONITOR_SPOOL_DIR, …). */
+export interface SpoolClient {
+  module: string;
+  env: Record<string, string>;
 }
 
 export interface EventRecord {

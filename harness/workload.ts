@@ -4,25 +4,24 @@
 // and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { cacheDir } from "../scripts/lib/paths.ts";
 import { forkTs, nextMessage } from "./children.ts";
+import { agentSpecs, phaseConfig, runPhase } from "../harness/agents.ts";
+export { driveAgents, type DriveOptions } from "../harness/agents.ts";
 import { diffCompanion, serverErrorSummary, summarizePhase, type PhaseMetrics, type ServerProbeSnapshot, type WriteQueueStats } from "./metrics.ts";
 import { startMonitor, type Monitor } from "./monitor.ts";
 import {
   HOOK_TYPES,
-  type AgentSpec,
   type AgentSummary,
   type CompanionCounts,
   type CompanionToParent,
   type EventRecord,
   type Mode,
-  type ProgressCounts,
-  type WorkerConfig,
-  type WorkerToParent,
+  type SpoolClient,
 } from "./protocol.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { ensureTemplate } from "./transcript.ts";
@@ -65,6 +64,8 @@ export interface WorkloadOptions {
   minServerLifetimeMs?: number;
   /** Extra server environment. */
   env?: Record<string, string>;
+  /** The agents' hook client spools each event first (spool-hook-events; bench/spool.ts). */
+  spool?: SpoolClient;
   /** Extra Node options for the server process (e.g. "--cpu-prof --cpu-prof-dir=<dir>"), after the probe's --require. */
   serverNodeOptions?: string;
   /** Called after each phase's measurements, with the server and the companion still running. */
@@ -206,7 +207,7 @@ class Companion {
   private constructor(private readonly child: ChildProcess) {}
 
   static async start(dbPath: string, intervalMs: number, busyTimeoutMs: number, begin: "deferred" | "immediate"): Promise<Companion> {
-    const child = forkTs("companion.ts", [dbPath, String(intervalMs), String(busyTimeoutMs), begin]);
+    const child = forkTs("harness/companion.ts", [dbPath, String(intervalMs), String(busyTimeoutMs), begin]);
     await nextMessage(child, (m) => ((m as CompanionToParent).type === "ready" ? true : undefined), "companion start", 60_000);
     return new Companion(child);
   }
@@ -231,128 +232,6 @@ class Companion {
 }
 
 const ZERO_COUNTS: CompanionCounts = { transactions: 0, committed: 0, busy: 0, busyCodes: {}, otherErrors: 0, lastError: null, maxTxMs: 0 };
-
-type PhaseConfig = Omit<WorkerConfig, "agents" | "mode" | "thinkMs" | "runTag">;
-
-function phaseConfig(
-  port: number,
-  o: { durationMs: number; eventsPerAgent?: number; timeoutMs?: number; deliveryJitterMs?: number; progressMs?: number },
-): PhaseConfig {
-  return {
-    port,
-    eventsPerAgent: o.eventsPerAgent ?? 1_000_000,
-    durationMs: o.durationMs,
-    hardStopMs: o.durationMs + 30_000,
-    timeoutMs: o.timeoutMs ?? 3000,
-    observeMs: 15_000,
-    deliveryJitterMs: o.deliveryJitterMs ?? 50,
-    progressMs: o.progressMs,
-  };
-}
-
-async function runPhase(
-  cfgBase: PhaseConfig,
-  mode: Mode,
-  agentSpecs: AgentSpec[],
-  workers: number,
-  thinkMs: number,
-  runTag: string,
-  onProgress?: (counts: ProgressCounts) => void,
-): Promise<{ events: EventRecord[]; agents: AgentSummary[] }> {
-  const nWorkers = Math.max(1, Math.min(workers, agentSpecs.length));
-  const children: ChildProcess[] = [];
-  const perWorker: ProgressCounts[] = [];
-  try {
-    const groups: AgentSpec[][] = Array.from({ length: nWorkers }, () => []);
-    agentSpecs.forEach((a, i) => groups[i % nWorkers]!.push(a));
-    for (const group of groups) {
-      const child = forkTs("agent-worker.ts");
-      children.push(child);
-      if (onProgress) {
-        const slot = perWorker.push({ sent: 0, settled: 0, ok: 0 }) - 1;
-        child.on("message", (m: WorkerToParent) => {
-          if (m.type !== "progress") return;
-          perWorker[slot] = m.counts;
-          onProgress(perWorker.reduce((a, c) => ({ sent: a.sent + c.sent, settled: a.settled + c.settled, ok: a.ok + c.ok }), { sent: 0, settled: 0, ok: 0 }));
-        });
-      }
-      const config: WorkerConfig = { ...cfgBase, mode, agents: group, thinkMs: mode === "saturation" ? 0 : thinkMs, runTag };
-      const ready = nextMessage(child, (m) => ((m as WorkerToParent).type === "ready" ? true : undefined), "worker ready");
-      child.send({ type: "config", config });
-      await ready;
-    }
-    const startAt = Date.now() + 300;
-    const results = children.map((child) =>
-      nextMessage(
-        child,
-        (m) => {
-          const msg = m as WorkerToParent;
-          return msg.type === "result" ? msg : undefined;
-        },
-        "worker result",
-        cfgBase.hardStopMs + cfgBase.observeMs + 60_000,
-      ),
-    );
-    for (const child of children) child.send({ type: "go", startAt });
-    const done = await Promise.all(results);
-    return { events: done.flatMap((d) => d.events), agents: done.flatMap((d) => d.agents).sort((a, b) => a.index - b.index) };
-  } finally {
-    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
-  }
-}
-
-/** N agents of one phase: own session, cwd and transcript path under workDir; every bigEvery-th resumes the history template. */
-function agentSpecs(o: { workDir: string; runTag: string; agents: number; phase: number; bigEvery: number; template: string | null; bigTurns: number }): AgentSpec[] {
-  const specs: AgentSpec[] = Array.from({ length: o.agents }, (_, i) => {
-    const sessionId = randomUUID();
-    const big = o.bigEvery > 0 && i % o.bigEvery === 0;
-    const cwd = `/home/dev/bench-${o.runTag}-agent-${i}`;
-    return {
-      index: i,
-      sessionId,
-      cwd,
-      transcriptPath: path.join(o.workDir, "transcripts", cwd.replace(/[/.]/g, "-"), `${sessionId}.jsonl`),
-      template: big ? o.template : null,
-      templateTurns: big ? o.bigTurns : 0,
-      seed: 1000 * (o.phase + 1) + i,
-    };
-  });
-  for (const s of specs) mkdirSync(path.dirname(s.transcriptPath), { recursive: true });
-  return specs;
-}
-
-export interface DriveOptions {
-  /** Port of a running dashboard on 127.0.0.1. */
-  port: number;
-  agents: number;
-  mode: Mode;
-  durationMs: number;
-  thinkMs?: number;
-  workers?: number;
-  bigEvery?: number;
-  bigBytes?: number;
-  bigTurns?: number;
-  /** Where the agents' transcripts go (the server reads them by path). */
-  workDir: string;
-  progressMs?: number;
-  onProgress?: (counts: ProgressCounts) => void;
-  /** Cap on hook events per agent (default: none, the phase is time-bound). */
-  eventsPerAgent?: number;
-}
-
-/**
- * One phase of N agents against a dashboard someone else runs (`npm run demo`): the same agents,
- * workers and hook clients as runWorkload, without its server, companion or database checks.
- */
-export async function driveAgents(o: DriveOptions): Promise<{ events: EventRecord[]; agents: AgentSummary[] }> {
-  const bigEvery = o.bigEvery ?? 4;
-  const bigTurns = o.bigTurns ?? 8;
-  const template = bigEvery > 0 ? ensureTemplate(path.join(cacheDir, "bench", "transcripts"), o.bigBytes ?? 4 * 1024 * 1024, bigTurns) : null;
-  const runTag = `demo-${randomUUID().slice(0, 8)}`;
-  const specs = agentSpecs({ workDir: o.workDir, runTag, agents: o.agents, phase: 0, bigEvery, template, bigTurns });
-  const cfg = phaseConfig(o.port, { durationMs: o.durationMs, eventsPerAgent: o.eventsPerAgent, progressMs: o.onProgress ? (o.progressMs ?? 500) : undefined });
-  return runPhase(cfg, o.mode, specs, o.workers ?? 3, o.thinkMs ?? 100, runTag, o.onProgress);
-}
 
 export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult> {
   const log = opts.log ?? (() => {});

@@ -137,7 +137,7 @@ const ${IDS} = hookSpool.createEventIds(${db.getText()}, (name) => writeQueue.co
 
 ${M}
 // Replay the hook spool into THIS database (its offsets live in it): at start and every few seconds,
-// in bounded chunks through the write queue (same ordering and SessionEnd rules as POST /event).
+// in bounded chunks through the write queue (same validation, ordering and SessionEnd rules as POST /event).
 const ${REPLAY} = hookSpool.createSpoolReplay({
   db: ${db.getText()},
   writeQueue,
@@ -145,6 +145,7 @@ const ${REPLAY} = hookSpool.createSpoolReplay({
   transcriptFor: extractTranscriptForEvent,
   eventIds: ${IDS},
   count: (name) => writeQueue.count(name),
+  check: require("../patch-runtime/validate-hook-input").checkHookBody,
 });
 router.${REPLAY} = ${REPLAY};
 router.get("/spool/stats", (_req, res) => res.json({ ...${REPLAY}.stats(), ...writeQueue.stats() }));
@@ -159,6 +160,11 @@ function verifyHooks(file: VerifyFile): string[] {
   if (!wrapped(optionInit(opts, "run"), "run")) problems.push(`createWriteQueue's run is not ${IDS}.run(…): an event arriving twice is stored twice (${frame(opts)})`);
   const after = optionInit(opts, "afterCommit");
   if (after && !wrapped(after, "afterCommit")) problems.push(`createWriteQueue's afterCommit is not ${IDS}.afterCommit(…): a duplicate would run post-commit work`);
+  const replay = findAll(file, callAnchor("hookSpool.createSpoolReplay"));
+  const replayOpts = replay.length === 1 ? replay[0].getArguments()[0] : undefined;
+  if (!replayOpts || !Node.isObjectLiteralExpression(replayOpts) || !optionInit(replayOpts, "check")?.getText().includes("checkHookBody")) {
+    problems.push(`hookSpool.createSpoolReplay({ …, check: …checkHookBody }) not found: replayed events would skip POST /event's validation`);
+  }
   const starts = file.ast.getStatements().filter((s) => s.getText() === `${REPLAY}.start();`);
   if (starts.length !== 1) problems.push(`expected 1 top-level ${REPLAY}.start(), found ${starts.length}: the spool is never replayed`);
   return problems;

@@ -67,14 +67,30 @@ function spoolAppend(payload, env = process.env) {
     const record = { event_id: newEventId(), sent_at_ms: Date.now(), ...payload };
     const fd = fs.openSync(path.join(dir, segmentName(record.sent_at_ms)), "a", 0o600);
     try {
-      fs.writeSync(fd, frame(record));
-      if (env.AGENT_MONITOR_SPOOL_FSYNC === "1") fs.fsyncSync(fd);
+      const bytes = fs.writeSync(fd, frame(record));
+      if (env.AGENT_MONITOR_SPOOL_FSYNC === "1") {
+        fs.fsyncSync(fd);
+        // A segment this write created is reachable after power loss only once its directory entry is synced too.
+        if (fs.fstatSync(fd).size === bytes) syncDir(dir);
+      }
     } finally {
       fs.closeSync(fd);
     }
     return record;
   } catch {
     return null;
+  }
+}
+
+function syncDir(dir) {
+  let dfd = null;
+  try {
+    dfd = fs.openSync(dir, "r");
+    fs.fsyncSync(dfd);
+  } catch {
+    // not supported here (e.g. some platforms cannot fsync a directory): the file's own fsync stands
+  } finally {
+    if (dfd !== null) fs.closeSync(dfd);
   }
 }
 
@@ -89,9 +105,48 @@ function spoolHookEvent(hookType, data, env = process.env) {
   // A hook run for one dashboard (CLAUDE_DASHBOARD_PORT, upstream's override) is addressed to it, so
   // other dashboards of the same user do not replay it; an unaddressed event (the usual fan-out, or no
   // dashboard running) is replayed by every dashboard, each into its own database once.
+  // When that dashboard has registered in the spool (consumers/<id>.json, written by its replay), the
+  // record also names its database (`db`: the consumer id), so a record for a database that no longer
+  // exists can be told from one for a dashboard that is merely down.
   const to = String(env.CLAUDE_DASHBOARD_PORT || "").trim();
-  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out, ...(to ? { to } : {}) }, env);
+  const db = to ? consumerOnPort(spoolDir(env), to) : null;
+  spoolAppend({ event_id: out.event_id, sent_at_ms: sentAt, hook_type: hookType, data: out, ...(to ? { to } : {}), ...(db ? { db } : {}) }, env);
   return out;
+}
+
+/** The consumer (database) id of the dashboard last registered on `port`, or null. Never throws. */
+function consumerOnPort(dir, port) {
+  let best = null;
+  for (const v of readConsumers(path.join(dir, CONSUMERS))) {
+    if (String(v.port) === port && typeof v.consumerId === "string" && (!best || v.at > best.at)) best = v;
+  }
+  return best ? best.consumerId : null;
+}
+
+/** Registered consumers: { consumerId, dbPath?, port?, passed, at } per consumers/<id>.json. */
+function readConsumers(cdir) {
+  const out = [];
+  let names = [];
+  try {
+    names = fs.readdirSync(cdir);
+  } catch {
+    return out;
+  }
+  for (const f of names) {
+    if (!f.endsWith(".json")) continue;
+    try {
+      const v = JSON.parse(fs.readFileSync(path.join(cdir, f), "utf8"));
+      if (Array.isArray(v.passed)) out.push({ ...v, file: f });
+    } catch {
+      // a consumer file being replaced: ignore this round
+    }
+  }
+  return out;
+}
+
+/** A consumer whose database file is gone (deleted data directory): it will never read again. */
+function vanished(v) {
+  return typeof v.dbPath === "string" && v.dbPath !== "" && !fs.existsSync(v.dbPath);
 }
 
 /**
@@ -137,13 +192,14 @@ function parseRecords(buf, final) {
  * @param {number} [o.maxRecords] records per chunk
  * @param {number} [o.capBytes] spool size cap; the oldest segments are dropped (counted) beyond it
  * @param {number} [o.graceMs] a segment older than this is removed even if a registered consumer has not passed it
+ * @param {string} [o.dbPath] this consumer's database file and [o.port] its dashboard's port (published for hook clients and cleanup)
  */
 function createSpoolReader(o) {
   const dir = o.dir;
   const maxRecords = o.maxRecords || 500;
   const capBytes = o.capBytes || DEFAULT_CAP_BYTES;
   const graceMs = o.graceMs || DEFAULT_GRACE_MS;
-  const counters = { torn: 0, droppedSegments: 0, droppedBytes: 0, removedSegments: 0 };
+  const counters = { torn: 0, droppedSegments: 0, droppedBytes: 0, removedSegments: 0, vanishedConsumers: 0 };
 
   function segments() {
     try {
@@ -201,12 +257,23 @@ function createSpoolReader(o) {
       fs.mkdirSync(cdir, { recursive: true });
       const passed = names.filter((n) => isClosed(n, nowMs) && o.offsetOf(n) >= fileSize(n));
       const tmp = path.join(cdir, `.${o.consumerId}.${process.pid}.tmp`);
-      fs.writeFileSync(tmp, JSON.stringify({ consumerId: o.consumerId, passed, at: nowMs }));
+      fs.writeFileSync(tmp, JSON.stringify({ consumerId: o.consumerId, dbPath: o.dbPath, port: o.port, passed, at: nowMs }));
       fs.renameSync(tmp, path.join(cdir, `${o.consumerId}.json`));
     } catch {
       return;
     }
-    const views = readConsumers(cdir);
+    // A consumer whose database no longer exists never passes anything: forget it (counted) rather
+    // than keep every segment for the grace period.
+    const views = readConsumers(cdir).filter((v) => {
+      if (!vanished(v)) return true;
+      try {
+        fs.unlinkSync(path.join(cdir, v.file));
+        counters.vanishedConsumers++;
+      } catch {
+        // another dashboard removed it first
+      }
+      return false;
+    });
     let total = 0;
     const live = [];
     for (const n of names) {
@@ -248,25 +315,17 @@ function createSpoolReader(o) {
     }
   }
 
-  function readConsumers(cdir) {
-    const out = [];
-    for (const f of fs.readdirSync(cdir)) {
-      if (!f.endsWith(".json")) continue;
-      try {
-        const v = JSON.parse(fs.readFileSync(path.join(cdir, f), "utf8"));
-        if (Array.isArray(v.passed)) out.push(v);
-      } catch {
-        // a consumer file being replaced: ignore this round
-      }
-    }
-    return out;
+  /** Whether records addressed to database `id` can still be stored by someone: its consumer is registered and its file exists. */
+  function databaseExists(id) {
+    const v = readConsumers(path.join(dir, CONSUMERS)).find((c) => c.consumerId === id);
+    return !!v && !vanished(v);
   }
 
   function spoolBytes() {
     return segments().reduce((s, n) => s + fileSize(n), 0);
   }
 
-  return { nextChunk, cleanup, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
+  return { nextChunk, cleanup, databaseExists, stats: () => ({ ...counters, spoolBytes: spoolBytes(), segments: segments().length }) };
 }
 
 // ── server: stored event ids (exactly once) ─────────────────────────────────
@@ -286,26 +345,52 @@ function createEventIds(db, count) {
     if (!insert) insert = db.prepare("INSERT OR IGNORE INTO hook_event_ids (event_id, stored_at_ms) VALUES (?, ?)");
     return Number(insert.run(id, Date.now()).changes) > 0;
   }
+  // Replayed events whose processing threw (rolled back to their savepoint, answered 500): the
+  // progress record may pass them (replaying them again would fail again).
+  const failing = new Set();
+  let progressWriter = null;
   return {
-    /** Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run. */
+    /**
+     * Wraps the write queue's run: a known event id is a duplicate ({ duplicate: true }), else run.
+     * A replay progress item ({ spoolProgress }) writes the spool offset in the SAME transaction as
+     * the chunk's events (it is queued right after them, so it runs after them in their batch).
+     */
     run(inner) {
       return (item) => {
+        if (item && item.spoolProgress) {
+          if (progressWriter) progressWriter(item.spoolProgress);
+          return null; // wrote no event (a no-op in the write-queue stats); no post-commit work
+        }
         const id = item && item.data ? item.data.event_id : undefined;
         if (typeof id === "string" && ID_RE.test(id) && !claim(id)) {
           count("spoolDuplicates");
           return { duplicate: true, event_id: id };
         }
-        return inner(item);
+        try {
+          return inner(item);
+        } catch (err) {
+          if (item && item.replayed && typeof id === "string") failing.add(id);
+          throw err;
+        }
       };
     },
-    /** Wraps afterCommit: a duplicate has no post-commit work. */
+    /** Wraps afterCommit: a duplicate and a progress record have no post-commit work. */
     afterCommit(inner) {
-      return (item, result) => (result && result.duplicate ? undefined : inner(item, result));
+      return (item, result) => (!result || result.duplicate || (item && item.spoolProgress) ? undefined : inner(item, result));
     },
-    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. */
+    /** Read outside any transaction: lets replay skip an event POST already stored, without queueing it. Inside one it sees the transaction's own writes. */
     stored: (id) => !!has.get(id),
+    /** A replayed event that failed (500): not stored, not to be replayed again by this process. */
+    failed: (id) => failing.has(id),
+    /** createSpoolReplay registers the writer of its progress record. */
+    onProgress(fn) {
+      progressWriter = fn;
+    },
   };
 }
+
+/** Replay counters, kept in the write-queue stats (count). */
+const COUNTERS = ["spoolReplayed", "spoolDuplicates", "spoolAlreadyStored", "spoolInvalid", "spoolFailed", "spoolForOtherDashboard", "spoolForVanishedDatabase"];
 
 // ── server: replay ───────────────────────────────────────────────────────────
 
@@ -318,6 +403,7 @@ function createEventIds(db, count) {
  * @param {(hookType: string, data: object) => any} o.transcriptFor the route's transcript read
  * @param {ReturnType<typeof createEventIds>} o.eventIds
  * @param {(name: string) => void} o.count counts into the write-queue stats
+ * @param {(body: object, opts: object) => object | null} [o.check] POST /event's validation (validate-hook-input's checkHookBody)
  */
 function createSpoolReplay(o) {
   const env = o.env || process.env;
@@ -340,24 +426,57 @@ function createSpoolReplay(o) {
     }
     return offsets.get(seg);
   };
-  const reader = createSpoolReader({ dir, consumerId, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
+  // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
+  const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
+  const reader = createSpoolReader({ dir, consumerId, dbPath: path.resolve(o.dbPath), port: ownPort, offsetOf, maxRecords: Number(env.AGENT_MONITOR_SPOOL_CHUNK) || 200, capBytes: Number(env.AGENT_MONITOR_SPOOL_CAP_BYTES) || undefined });
   let timer = null;
   let running = false;
   let stopped = false;
   let backlogLogged = false;
 
-  // This server's port as the hook client names it (upstream: DASHBOARD_PORT, default 4820).
-  const ownPort = String(env.DASHBOARD_PORT || "4820").trim();
+
+  /**
+   * The progress record, run by the write queue inside the transaction that holds the chunk's last
+   * events (the item is queued right after them; orderBySentAt leaves an item without data in place).
+   * It advances the offset only when every event the chunk queued is stored (by this transaction or
+   * an earlier one) or failed: an event refused with 503 in an earlier batch keeps the offset where
+   * it was, so the next round reads it again. A crash therefore never leaves the offset past an
+   * event that is not stored, nor events stored past the offset (both commit or neither).
+   */
+  function writeProgress(p) {
+    p.written = p.ids.every((id) => o.eventIds.stored(id) || o.eventIds.failed(id));
+    if (p.written) putOffset.run(p.segment, p.endOffset);
+  }
+  o.eventIds.onProgress(writeProgress);
 
   async function replayChunk(chunk) {
     const pending = [];
+    const ids = [];
+    const exists = new Map(); // database id -> still there (one look per chunk)
     for (const { record } of chunk.records) {
       const data = record.data;
-      if (record.to !== undefined && String(record.to) !== ownPort) {
+      if (typeof record.db === "string" && record.db !== consumerId) {
+        if (!exists.has(record.db)) exists.set(record.db, reader.databaseExists(record.db));
+        // For another database: its dashboard stores it (or has, by POST); if that database is gone, nobody will.
+        count(exists.get(record.db) ? "spoolForOtherDashboard" : "spoolForVanishedDatabase");
+        continue;
+      }
+      if (record.db === undefined && record.to !== undefined && String(record.to) !== ownPort) {
         count("spoolForOtherDashboard"); // addressed to another dashboard (CLAUDE_DASHBOARD_PORT)
         continue;
       }
-      if (typeof record.hook_type !== "string" || !data || typeof data !== "object" || Array.isArray(data) || !data.session_id) {
+      if (!data || typeof data !== "object" || Array.isArray(data)) {
+        count("spoolInvalid");
+        continue;
+      }
+      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      // The same door as POST /event (validate-hook-input): a record the route would answer 400 is
+      // skipped and counted; a send stamp it would not believe is dropped (counted as ignoredStamps),
+      // judged against the time its segment was written, so an old backlog keeps its stamps.
+      const problem = o.check
+        ? o.check({ hook_type: record.hook_type, data: stamped }, { now: Number(chunk.segment.slice(0, 12)) * SEGMENT_MS, onIgnoredStamp: () => count("ignoredStamps") })
+        : typeof record.hook_type !== "string" || !data.session_id;
+      if (problem) {
         count("spoolInvalid");
         continue;
       }
@@ -365,9 +484,10 @@ function createSpoolReplay(o) {
         count("spoolAlreadyStored"); // POST stored it: no queue, no transaction
         continue;
       }
-      const stamped = { ...data, event_id: record.event_id, sent_at_ms: record.sent_at_ms };
+      if (o.eventIds.failed(record.event_id)) continue; // failed (500) when replayed earlier: counted then
+      ids.push(record.event_id);
       pending.push(
-        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped) }).then(
+        o.writeQueue.enqueue({ hookType: record.hook_type, data: stamped, transcriptData: o.transcriptFor(record.hook_type, stamped), replayed: true }).then(
           (r) => {
             if (r && !r.duplicate) {
               totals.replayed++;
@@ -381,9 +501,31 @@ function createSpoolReplay(o) {
         ),
       );
     }
+    const progress = { segment: chunk.segment, endOffset: chunk.endOffset, ids, written: false };
+    if (ids.length === 0) {
+      // Nothing to store: the offset has no events to share a transaction with.
+      await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
+      progress.written = true;
+    } else {
+      // Refused (the queue is full of live events): written after the events, in its own transaction, with the same check.
+      pending.push(o.writeQueue.enqueue({ spoolProgress: progress }).catch((err) => {
+        if (!(err && err.status === 503)) throw err;
+        progress.refused = true;
+      }));
+    }
     await Promise.all(pending);
-    await o.writeQueue.runExclusive(() => putOffset.run(chunk.segment, chunk.endOffset));
-    offsets.set(chunk.segment, chunk.endOffset);
+    if (progress.refused) await o.writeQueue.runExclusive(() => writeProgress(progress));
+    if (progress.written) offsets.set(chunk.segment, chunk.endOffset); // committed: the reader may move on
+    return progress.written;
+  }
+
+  let maxQueue = null; // the queue's limit (fixed at its creation): read once
+  function queueRoom() {
+    if (maxQueue === null) {
+      const st = o.writeQueue.stats ? o.writeQueue.stats() : null;
+      maxQueue = st && st.limits && st.limits.maxQueue > 0 ? st.limits.maxQueue : Infinity;
+    }
+    return maxQueue - (o.writeQueue.size ? o.writeQueue.size() : 0);
   }
 
   async function round() {
@@ -397,8 +539,14 @@ function createSpoolReplay(o) {
           backlogLogged = true;
           log.log(`[spool] replaying hook events spooled while this dashboard was not storing them (${dir})`);
         }
-        await replayChunk(chunk);
+        // Never more than the queue has room for (live hooks first): a
+        // replay that overfilled the queue would be refused (503) over and over.
+        const room = queueRoom();
+        if (room < 1) break; // the queue is full of live events: next round
+        if (chunk.records.length > room) chunk = { ...chunk, records: chunk.records.slice(0, room), endOffset: chunk.records[room - 1].offset };
+        const advanced = await replayChunk(chunk);
         n += chunk.records.length;
+        if (!advanced) break; // an event of the chunk is not stored yet: the next round reads it again
         await new Promise((r) => setImmediate(r));
       }
       reader.cleanup();
@@ -425,8 +573,9 @@ function createSpoolReplay(o) {
     },
     round,
     consumerId,
-    stats: () => ({ ...reader.stats(), dir }),
+    // Zeros for the counters kept in the write-queue stats (the route spreads those over these).
+    stats: () => ({ ...Object.fromEntries(COUNTERS.map((name) => [name, 0])), ...reader.stats(), dir }),
   };
 }
 
-module.exports = { spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };
+module.exports = { readConsumers, spoolHookEvent, createEventIds, createSpoolReplay, spoolDir, spoolAppend, parseRecords, createSpoolReader, frame, segmentName, SEGMENT_MS };

@@ -4,7 +4,7 @@
 // arrives by POST and by replay is stored once (counted as a duplicate); a torn record and an invalid
 // record are skipped and counted while the records around them are stored.
 import { spawn } from "node:child_process";
-import { appendFileSync, mkdirSync, readdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -109,29 +109,31 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     expect(again.stdout() + again.stderr()).toMatch(/\[spool\] replaying hook events/);
   }
 
-  it("dashboard stopped mid-load, then started again: every event stored exactly once", () => restartAndCheck("stop"), 120_000);
-  it("dashboard killed (-9) mid-load, then restarted: every event stored exactly once", () => restartAndCheck("kill"), 120_000);
+  // 240 s: the first test of the file also waits for the tree's build (a real upstream build takes a minute on a busy machine).
+  it("dashboard stopped mid-load, then started again: every event stored exactly once", () => restartAndCheck("stop"), 240_000);
+  it("dashboard killed (-9) mid-load, then restarted: every event stored exactly once", () => restartAndCheck("kill"), 240_000);
 
   it("a queue so small that POSTs get 503: every event stored exactly once after replay", async () => {
-    const { tree, spoolDir, m, hookEnv } = await setup({ AGENT_MONITOR_QUEUE_MAX: "1", AGENT_MONITOR_COMMIT_WINDOW_MS: "50" });
+    const { tree, m, hookEnv } = await setup({ AGENT_MONITOR_QUEUE_MAX: "1", AGENT_MONITOR_COMMIT_WINDOW_MS: "50" });
     const sid = "5b001000-0000-4000-8000-000000000003";
     const henv = hookEnv(m);
     henv.NODE_PATH = await runtimeNodePath(tree);
-    const emitted: string[] = [];
-    const collect = () => emitted.push(...spooledIds(spoolDir, tree).filter((id) => !emitted.includes(id)));
-    await runHooks(tree, henv, sid, 40, 12);
-    collect();
-    const ids = await until("every spooled event stored", () => {
+    await runHooks(tree, henv, sid, 40, 12); // 40 hook processes, each exits 0 once its event is spooled and sent
+    // Counted in the database, not read back from the spool: replay removes segments it has passed.
+    const ids = await until("all 40 hook events stored", () => {
       const s = storedIds(m.dbPath);
-      return emitted.every((id) => s.has(id)) && s;
+      return s.size >= 40 && s;
     });
+    await new Promise((r) => setTimeout(r, 1000)); // one more replay round: a duplicate would show now
+    const again = storedIds(m.dbPath);
     const stats = await m.get<Record<string, number>>("/api/hooks/spool/stats");
-    console.info(`[spool 503] emitted ${emitted.length} / stored ${ids.size} / refused by POST ${stats.rejectedFull} / replayed ${stats.spoolReplayed ?? 0}`);
-    expect(emitted).toHaveLength(40);
-    expect([...ids.values()].every((c) => c === 1)).toBe(true);
-  }, 120_000);
+    console.info(`[spool 503] emitted 40 / stored ${again.size} / duplicates ${[...again.values()].reduce((n, c) => n + c - 1, 0)} (refused by POST ${stats.rejectedFull}, replayed ${stats.spoolReplayed ?? 0})`);
+    expect(ids.size).toBe(40);
+    expect(again.size).toBe(40);
+    expect([...again.values()].every((c) => c === 1)).toBe(true);
+  }, 240_000);
 
-  it("a torn record and an invalid record are skipped and counted; the records around them are stored; a POSTed event replayed is stored once", async () => {
+  it("a torn record and an invalid record, a record for a database that no longer exists are skipped and counted; the records around them are stored; a POSTed event replayed is stored once", async () => {
     const { tree, spoolDir, m } = await setup();
     const spool = requireCjs(path.join(tree, "server", "patch-runtime", "hook-spool.js")) as { frame(r: object): string; segmentName(ms: number): string };
     const sid = "5b001000-0000-4000-8000-000000000004";
@@ -144,6 +146,10 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000002")));
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000003")).slice(0, 30)); // torn
     appendFileSync(file, spool.frame({ event_id: "0000aaaa-0000-4000-8000-000000000009", hook_type: "PreToolUse", data: { no_session: true } })); // not an event this server can store
+    // addressed to a database that no longer exists (its dashboard registered, then its data directory was deleted)
+    mkdirSync(path.join(spoolDir, "consumers"), { recursive: true });
+    writeFileSync(path.join(spoolDir, "consumers", "0123456789abcdef.json"), JSON.stringify({ consumerId: "0123456789abcdef", dbPath: path.join(tempDir("spool-gone-"), "deleted.db"), port: "1", passed: [], at: Date.now() }));
+    appendFileSync(file, spool.frame({ ...rec("0000aaaa-0000-4000-8000-000000000005"), to: "1", db: "0123456789abcdef" }));
     appendFileSync(file, spool.frame(rec("0000aaaa-0000-4000-8000-000000000004")));
     appendFileSync(file, spool.frame(rec(posted)));
     const ids = await until("the valid spooled events stored", () => {
@@ -156,6 +162,43 @@ describe.each(trees())("spool-hook-events at runtime (%s)", (_label, build) => {
     expect(ids.has("0000aaaa-0000-4000-8000-000000000003")).toBe(false);
     expect(s2.torn).toBe(1);
     expect(s2.spoolInvalid).toBe(1);
+    expect(ids.has("0000aaaa-0000-4000-8000-000000000005")).toBe(false);
+    expect(s2.spoolForVanishedDatabase).toBe(1);
     expect((s2.spoolAlreadyStored ?? 0) + (s2.spoolDuplicates ?? 0)).toBe(1);
+  }, 120_000);
+
+  it("replayed events pass POST /event's validation and order rules: an invalid record is skipped and counted, a late one never reopens an ended session", async () => {
+    const { tree, spoolDir, m } = await setup();
+    const spool = requireCjs(path.join(tree, "server", "patch-runtime", "hook-spool.js")) as { frame(r: object): string; segmentName(ms: number): string };
+    const sid = "5b001000-0000-4000-8000-000000000005";
+    const t = Date.now();
+    expect((await m.postEvent("SessionStart", { session_id: sid, cwd: os.tmpdir(), sent_at_ms: t - 3000 })).status).toBe(200);
+    expect((await m.postEvent("SessionEnd", { session_id: sid, cwd: os.tmpdir(), reason: "exit", sent_at_ms: t - 1000 })).status).toBe(200);
+    const status = () => {
+      const db = openDatabase(m.dbPath, { readonly: true, fileMustExist: true });
+      try {
+        return (db.prepare("SELECT status FROM sessions WHERE id = ?").get(sid) as { status: string }).status;
+      } finally {
+        db.close();
+      }
+    };
+    const ended = status();
+    expect(ended).not.toBe("active");
+    const late = "0000bbbb-0000-4000-8000-000000000001";
+    const invalid = "0000bbbb-0000-4000-8000-000000000002";
+    mkdirSync(spoolDir, { recursive: true });
+    const file = path.join(spoolDir, spool.segmentName(t - 5 * 60_000));
+    // sent before the SessionEnd, arriving (by replay) after it
+    appendFileSync(file, spool.frame({ event_id: late, sent_at_ms: t - 2000, hook_type: "PreToolUse", data: { session_id: sid, cwd: os.tmpdir(), tool_name: "Read" } }));
+    // what POST /event answers 400 (validate-hook-input: tool_name must be a string)
+    appendFileSync(file, spool.frame({ event_id: invalid, sent_at_ms: t - 2000, hook_type: "PreToolUse", data: { session_id: sid, cwd: os.tmpdir(), tool_name: 42 } }));
+    const ids = await until("the late event stored", () => {
+      const s = storedIds(m.dbPath);
+      return s.has(late) && s;
+    });
+    const stats = await m.get<Record<string, number>>("/api/hooks/spool/stats");
+    expect(ids.has(invalid)).toBe(false);
+    expect(stats.spoolInvalid).toBe(1);
+    expect(status()).toBe(ended);
   }, 120_000);
 });
