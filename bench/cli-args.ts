@@ -1,7 +1,7 @@
 // `npm run bench` flags, declared once for scripts/lib/cli.ts (--help and the one-line errors come from here).
 import { existingPath, flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
 import { MODES, type Mode } from "../harness/protocol.ts";
-import type { HistorySize } from "./history.ts";
+import type { HistorySize } from "../harness/history.ts";
 import type { TreeKind } from "./trees.ts";
 import { WATCH_PAGES, type WatchPage } from "../harness/watch.ts";
 
@@ -78,7 +78,7 @@ watched (sessions,dashboard) on the large history; --quick: none`,
       "<size>",
       `none, small (~100 sessions) or large (~1,000 sessions, ~150k events,
 ~300 MB; the default when watching): servers start on a copy of a
-history database made through the tree (bench/history.ts), cached in
+history database made through the tree (harness/history.ts), cached in
 .cache/history/. Without watching it applies to every run.`,
       oneOf(["none", "small", "large"]),
     ),

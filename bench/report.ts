@@ -8,7 +8,7 @@ import { spoolRows, type SpoolBenchResult } from "./spool.ts";
 import { renderChart, type ChartRow } from "./svg.ts";
 import { screenshotsMarkdown, type Screenshot } from "./screenshot.ts";
 import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
-import type { HistorySize } from "./history.ts";
+import type { HistorySize } from "../harness/history.ts";
 import type { CommitFigures, QuietTiming } from "./observe.ts";
 import type { WatchedPagePhase, WatchedPhase, WatchPage } from "../harness/watch.ts";
 

@@ -13,7 +13,7 @@ import { comparisonRows, reportBase, textTable, variantLabel, variants, watchedR
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, existingTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
-import { historyDatabase, type HistoryDatabase, type HistorySize } from "./history.ts";
+import { historyDatabase, type HistoryDatabase, type HistorySize } from "../harness/history.ts";
 import { CommitWatch, quietApiTimings } from "./observe.ts";
 import { runWorkload, type PhaseObserver } from "../harness/workload.ts";
 import { PageWatch, type WatchPage } from "../harness/watch.ts";

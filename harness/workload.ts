@@ -70,7 +70,7 @@ export interface WorkloadOptions {
   serverNodeOptions?: string;
   /** Called after each phase's measurements, with the server and the companion still running. */
   afterPhase?: (phase: AfterPhase) => Promise<void>;
-  /** Start the server on a copy of this database (a history, bench/history.ts) instead of an empty one. */
+  /** Start the server on a copy of this database (a history, harness/history.ts) instead of an empty one. */
   initialDb?: string;
   /** Told when the server is up (before the companion starts) and around each phase's load. */
   observer?: PhaseObserver;

@@ -1,5 +1,5 @@
 // The pages' list requests read a bounded part of `events` and `agents` on a history database (issue #13):
-// the patched fixture monitor runs on a copy of its `small` history (bench/history.ts) with
+// the patched fixture monitor runs on a copy of its `small` history (harness/history.ts) with
 // test/support/sql-log.cjs preloaded, each page request is made over HTTP, and every read statement it ran
 // is explained (EXPLAIN QUERY PLAN, better-sqlite3 on the same file). A plan fails when it scans `events`
 // or `agents` (by name or alias) unless the scan is an index walk in the query's ORDER BY that its LIMIT
@@ -8,7 +8,7 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { historyDatabase } from "../../bench/history.ts";
+import { historyDatabase } from "../../harness/history.ts";
 import { openDatabase, type SqliteDatabase } from "../../harness/sqlite.ts";
 import type { Monitor } from "../../harness/monitor.ts";
 import { buildFixture } from "../support/build-once.ts";

@@ -1,4 +1,4 @@
-// sessions-page-first at runtime: on copies of one history database (bench/history.ts, `small`), the patched
+// sessions-page-first at runtime: on copies of one history database (harness/history.ts, `small`), the patched
 // and the unpatched monitor answer GET /api/sessions alike, for the pages and filters the Sessions page and the
 // Dashboard send (several pages, both orders, a status and a search filter): the same total, the same sort key
 // at each position, each session the same bytes. Only sessions whose sort key ties may trade places: SQL leaves
@@ -6,7 +6,7 @@
 import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { historyDatabase } from "../../bench/history.ts";
+import { historyDatabase } from "../../harness/history.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { buildFixture, buildFixtureUnpatched, buildReal, buildRealUnpatched, realUpstream, SKIP_REAL } from "../support/build-once.ts";
 import { useRuntimeScratch } from "../support/runtime.ts";

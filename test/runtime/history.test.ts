@@ -1,10 +1,10 @@
-// bench/history.ts on the patched fixture: the history database is made through the tree's own
+// harness/history.ts on the patched fixture: the history database is made through the tree's own
 // server, the copies are older and under new ids, and a server started on a copy lists them all.
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { historyDatabase } from "../../bench/history.ts";
+import { historyDatabase } from "../../harness/history.ts";
 import { openDatabase } from "../../harness/sqlite.ts";
 import { startMonitor } from "../../harness/monitor.ts";
 import { ensureRuntimeDeps } from "../../scripts/pipeline/install.ts";

@@ -10,8 +10,8 @@ import path from "node:path";
 import { cacheDir } from "../scripts/lib/paths.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { startMonitor } from "./monitor.ts";
-import { openDatabase, type SqliteDatabase } from "../harness/sqlite.ts";
-import { driveAgents } from "../harness/workload.ts";
+import { openDatabase, type SqliteDatabase } from "./sqlite.ts";
+import { driveAgents } from "./workload.ts";
 
 export type HistorySize = "small" | "large";
 
