@@ -7,7 +7,7 @@ import path from "node:path";
 import { isClientPatch, type Patch, withoutClientTargets } from "../../patches/define-patch.ts";
 import { type Problem, renderProblem } from "../../patches/lib/errors.ts";
 import { UserError } from "../lib/errors.ts";
-import { hashFiles, hashManifest, listFiles } from "../lib/hash.ts";
+import { hashFiles, hashFilesByStat, hashManifest, listFiles, sha256 } from "../lib/hash.ts";
 import { ensureNode22, nodeMajor, nodeVersion } from "../lib/node22.ts";
 import { cacheDir, defaultOutDir, repoRoot } from "../lib/paths.ts";
 import { type Pin, readPin, shortSha } from "../lib/pin.ts";
@@ -396,7 +396,9 @@ async function upToDate(ctx: BuildContext): Promise<BuildStamp | undefined> {
   const previous = readStamp(ctx.stampFile!);
   if (opts.force || !previous) return undefined;
   const upstreamFiles = listMaterializable(upstream.dir, { client: ctx.client !== false });
-  const contentHash = hashManifest(hashFiles(upstream.dir, upstreamFiles));
+  // The no-op reads only files whose stat changed since the last no-op check (hashFilesByStat).
+  const byStat = (root: string, files: string[]) => hashFilesByStat(root, files, path.join(cacheDir, "stat-hashes", `${sha256(path.resolve(root)).slice(0, 16)}.json`));
+  const contentHash = hashManifest(byStat(upstream.dir, upstreamFiles));
   // The client's key is a hash of the patched client sources: with upstream and the patches
   // unchanged (checked here), they are unchanged too, so only whether a client was built is compared.
   const shape = { client: ctx.client === "build", install: opts.install !== false };
@@ -405,7 +407,7 @@ async function upToDate(ctx: BuildContext): Promise<BuildStamp | undefined> {
     previous.upstream.contentHash === contentHash &&
     diffInputs(previous, ctx.inputs).length === 0 &&
     diffShape(previous, shape).length === 0 &&
-    diffOutputs(previous, ctx.outDir).length === 0 &&
+    diffOutputs(previous, ctx.outDir, byStat).length === 0 &&
     (!previous.runtimeDeps || diffNodeModules(ctx.outDir, readManifest<TreeManifest>(ctx.outDir), previous.runtimeDeps.tree, false).length === 0);
   if (same) return previous;
   // Not a no-op: the inputs must be the loaded patches' own (the remembered ones only served the check).

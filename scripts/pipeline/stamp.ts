@@ -142,11 +142,11 @@ export function diffInputs(stamp: BuildStamp, now: StampInputs): string[] {
 }
 
 /** Generated files that are missing, edited or unexpected compared to the stamp. */
-export function diffOutputs(stamp: BuildStamp, outDir: string): string[] {
+export function diffOutputs(stamp: BuildStamp, outDir: string, hash: typeof hashFiles = hashFiles): string[] {
   if (!existsSync(outDir) || readdirSync(outDir).length === 0) return [`${path.basename(outDir)}/ is missing (nothing built yet?)`];
   const out: string[] = [];
   const files = listFiles(outDir);
-  const actual = hashFiles(outDir, files);
+  const actual = hash(outDir, files);
   for (const [f, h] of Object.entries(stamp.outputs)) {
     if (!(f in actual)) out.push(`${f} is missing`);
     else if (actual[f] !== h) out.push(`${f} was edited by hand (hash differs from the stamp)`);
