@@ -4,12 +4,13 @@
 //      the whole hook process (scripts/hook-handler.js, fire-and-forget to the dashboard) on vs off;
 //  (b) live hook latency while a 10,000-event backlog is replayed, vs the same load without backlog;
 //  (c) server CPU per stored event with the spool on vs off (dashboard up, same load).
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { driveAgents } from "../harness/agents.ts";
+import { runHookHandler } from "../harness/hook-handler.ts";
 import { startMonitor, monitorEnv } from "../harness/monitor.ts";
 import type { EventRecord } from "../harness/protocol.ts";
 import { ensureNode22 } from "../scripts/lib/node22.ts";
@@ -55,14 +56,8 @@ process.stdout.write(JSON.stringify({ on, off }));`;
 }
 
 /** (a) the whole hook process (Node 22 start, stdin, spool, send) against a dashboard on `port`: wall ms. */
-function hookRun(treeDir: string, env: NodeJS.ProcessEnv): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const child = spawn(ensureNode22(), [path.join(treeDir, "scripts", "hook-handler.js"), "PreToolUse"], { env, stdio: ["pipe", "ignore", "ignore"] });
-    child.on("error", reject);
-    child.on("exit", () => resolve(performance.now() - t));
-    child.stdin.end(JSON.stringify({ session_id: "bench-spool-hook", cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read" }));
-  });
+async function hookRun(treeDir: string, env: NodeJS.ProcessEnv): Promise<number> {
+  return (await runHookHandler(treeDir, env, { session_id: "bench-spool-hook", cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read" })).ms;
 }
 
 /** Latencies (ms) of the live events answered 200 that were sent in [from, to) (ms since the phase start). */

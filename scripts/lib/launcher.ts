@@ -146,7 +146,9 @@ export async function startServer(opts: ServerOptions): Promise<ServerProcess> {
   let healthy = false;
   while (!done && Date.now() < deadline) {
     try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
+      // A refused connection fails at once; a server that is up but busy (a spool backlog replayed at
+      // start on a loaded machine) gets up to 5 s to answer before the next try.
+      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(Math.max(1000, Math.min(5000, deadline - Date.now()))) });
       await res.body?.cancel();
       // Still ours and alive: upstream exits 0 when another dashboard already answers on the port.
       if (res.status === 200 && !done) {

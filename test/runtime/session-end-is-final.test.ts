@@ -3,12 +3,13 @@
 // change any state) while a later UserPromptSubmit does; unstamped events keep upstream's behaviour;
 // events that land in one write-queue batch are applied in send order; and the generated
 // hook-handler.js, run as a real child process with JSON on stdin, sends its stamp.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../harness/sqlite.ts";
+import { runHookHandler } from "../../harness/hook-handler.ts";
 import { ensureNode22 } from "../../scripts/lib/node22.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 import { monitorEnv } from "../../harness/monitor.ts";
@@ -177,12 +178,7 @@ send("SessionStart", 0, { source: "startup" }).then(() =>
       extra: { NODE_PATH: await runtimeNodePath(outcome.outDir), CLAUDE_DASHBOARD_PORT: String(m.port) },
     });
     const before = Date.now();
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(ensureNode22(), [path.join(outcome.outDir, "scripts", "hook-handler.js"), "PreToolUse"], { env, stdio: ["pipe", "ignore", "pipe"] });
-      child.on("error", reject);
-      child.on("exit", (c) => resolve(c));
-      child.stdin.end(JSON.stringify({ session_id: id, cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read", tool_input: {} }));
-    });
+    const { code } = await runHookHandler(outcome.outDir, env, { session_id: id, cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read", tool_input: {} });
     const after = Date.now();
     expect(code).toBe(0);
 

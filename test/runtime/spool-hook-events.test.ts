@@ -3,14 +3,13 @@
 // (-9) or refusing (queue full, 503) are stored exactly once after the spool is replayed; an event that
 // arrives by POST and by replay is stored once (counted as a duplicate); a torn record and an invalid
 // record are skipped and counted while the records around them are stored.
-import { spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../harness/sqlite.ts";
-import { ensureNode22 } from "../../scripts/lib/node22.ts";
+import { runHookHandler } from "../../harness/hook-handler.ts";
 import type { BuildOutcome } from "../../scripts/pipeline/build.ts";
 import { realUpstream, SKIP_REAL, trees } from "../support/build-once.ts";
 import { monitorEnv, type Monitor } from "../../harness/monitor.ts";
@@ -39,13 +38,10 @@ function storedIds(dbPath: string): Map<string, number> {
 /** Run the generated hook client once per event (`parallel` at a time); returns the ids it spooled (read back from the spool). */
 async function runHooks(tree: string, env: NodeJS.ProcessEnv, sessionId: string, n: number, parallel = 6): Promise<void> {
   let next = 0;
-  const one = (i: number) =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn(ensureNode22(), [path.join(tree, "scripts", "hook-handler.js"), "PreToolUse"], { env, stdio: ["pipe", "ignore", "ignore"] });
-      child.on("error", reject);
-      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`hook-handler exited ${code}`))));
-      child.stdin.end(JSON.stringify({ session_id: sessionId, cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read", tool_input: { n: i } }));
-    });
+  const one = async (i: number) => {
+    const { code } = await runHookHandler(tree, env, { session_id: sessionId, cwd: os.tmpdir(), hook_event_name: "PreToolUse", tool_name: "Read", tool_input: { n: i } });
+    if (code !== 0) throw new Error(`hook-handler exited ${code}`);
+  };
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       while (next < n) await one(next++);
