@@ -70,11 +70,14 @@ interface Direct {
 
 /** Direct (uncoalesced) server calls in the file's eventBus subscribers. */
 function directCalls(file: AnyFile): Direct[] {
+  if (!file.text.includes("subscribe")) return []; // not parsed at all (the gate walks every client file)
+  const subs = findAll(file, SUBSCRIBE);
+  if (subs.length === 0) return []; // most client files: no need to collect their loaders (the gate walks them all)
   const loaders = loadersOf(file.ast);
   const isLoader = (name: string) => loaders.has(name) || LOADER_NAME.test(name);
   const key = (name: string) => JSON.stringify(`${file.path}#${name}`);
   const out: Direct[] = [];
-  for (const sub of findAll(file, SUBSCRIBE)) {
+  for (const sub of subs) {
     const cb = callbackOf(sub);
     if (!cb) {
       out.push({ node: sub, callee: sub.getArguments()[0]?.getText() ?? "?", replacement: null });

@@ -28,6 +28,7 @@ function sqlTemplates(file: VerifyFile): Node[] {
 
 /** `<line> …` for each paged session list (LIMIT ? OFFSET ?) that joins agents before its LIMIT. */
 function joinedPages(file: VerifyFile): string[] {
+  if (!/FROM\s+sessions\s+s\b/i.test(file.text)) return []; // no such list: no need to parse (the gate walks every file)
   return sqlTemplates(file)
     .filter((t) => /FROM\s+sessions\s+s\b/i.test(t.getText()) && JOINED_ANY.test(t.getText()))
     .map((t) => `${t.getStartLineNumber()} a paged session list joins every session in its filter to its agents and sorts them all before LIMIT ? OFFSET ?`);
