@@ -3,8 +3,8 @@
 import { Node, SyntaxKind, type CallExpression, type ForOfStatement, type FunctionDeclaration, type Statement } from "ts-morph";
 import { indentOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { findAll, findOne, frame, functionAnchor, variableAnchor, type Anchor } from "./lib/find.ts";
+import { type Finding, finding, PatchDriftError, PatchTargetError } from "./lib/errors.ts";
+import { at, findAll, findOne, frame, functionAnchor, variableAnchor, type Anchor } from "./lib/find.ts";
 import { functionsByName, isDeclarationName, reachChain } from "./lib/reach.ts";
 import { sqlLiteral, sqlText } from "./lib/sqlite.ts";
 
@@ -69,7 +69,7 @@ const staleLoop = (within: Node): Anchor<ForOfStatement> => ({
   match: (n): n is ForOfStatement => Node.isForOfStatement(n) && n.getExpression().getText() === "staleSessions",
 });
 
-function fail(file: PatchFile, expected: string, detail: string): never {
+function fail(file: PatchFile, expected: string, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, 0, detail);
 }
 
@@ -85,8 +85,8 @@ function isExtractStatement(st: Statement): boolean {
 const calleeText = (c: CallExpression) => c.getExpression().getText().replace(/\s+/g, "");
 
 /** The shape is there, but what it does no longer fits the split: say what and where. */
-function drift(file: PatchFile, message: string): never {
-  throw new Error(`[${ID}] ${file.path}: ${message}`);
+function drift(file: PatchFile, message: Finding): never {
+  throw new PatchDriftError(ID, file.path, message);
 }
 
 function apply(file: PatchFile): void {
@@ -105,18 +105,18 @@ function apply(file: PatchFile): void {
 
   const staleDecl = findOne(ID, file, { ...variableAnchor("staleSessions"), within: fn });
   const staleInit = staleDecl.getInitializerOrThrow();
-  if (!/\.all\(/.test(staleInit.getText())) fail(file, "const staleSessions = db.prepare(…).all(…)", `Found: ${frame(staleDecl)}.`);
+  if (!/\.all\(/.test(staleInit.getText())) fail(file, "const staleSessions = db.prepare(…).all(…)", finding`Found: ${frame(staleDecl)}.`);
   const loop = findOne(ID, file, staleLoop(fn));
   const loopBody = loop.getStatement();
-  if (!Node.isBlock(loopBody)) fail(file, "for (const sess of staleSessions) { … } with a block body", `Found: ${frame(loop)}.`);
+  if (!Node.isBlock(loopBody)) fail(file, "for (const sess of staleSessions) { … } with a block body", finding`Found: ${frame(loop)}.`);
   const init = loop.getInitializer();
-  if (init.getText().replace(/\s+/g, " ") !== "const sess") fail(file, "for (const sess of staleSessions)", `Found: ${frame(loop)}.`);
+  if (init.getText().replace(/\s+/g, " ") !== "const sess") fail(file, "for (const sess of staleSessions)", finding`Found: ${frame(loop)}.`);
 
   const statements = loopBody.getStatements();
   const split = statements.findIndex(isExtractStatement);
   if (split === -1) {
     const near = loopBody.getDescendantsOfKind(SyntaxKind.CallExpression).find((c) => calleeText(c) === "transcriptCache.extract");
-    fail(file, "const result = transcriptCache.extract(tPath); directly in the stale-session loop", near ? `Nearest: ${frame(near)}.` : "The loop no longer reads the transcript with transcriptCache.extract(tPath).");
+    fail(file, "const result = transcriptCache.extract(tPath); directly in the stale-session loop", near ? finding`Nearest: ${frame(near)}.` : "The loop no longer reads the transcript with transcriptCache.extract(tPath).");
   }
   const prefix = statements.slice(0, split + 1);
   const suffix = statements.slice(split + 1);
@@ -126,7 +126,7 @@ function apply(file: PatchFile): void {
     for (const c of st.getDescendantsOfKind(SyntaxKind.CallExpression)) {
       const t = calleeText(c);
       if (t === "broadcast" || /\.run$/.test(t) || /^db\.exec$/.test(t)) {
-        drift(file, `watchdogCheck writes before its transcript read (line ${c.getStartLineNumber()}: ${t}(…)); the pre-pass must be read-only. Upstream reordered the watchdog.`);
+        drift(file, finding`watchdogCheck writes before its transcript read (${at(c)}: ${t}(…)); the pre-pass must be read-only. Upstream reordered the watchdog.`);
       }
     }
   }
@@ -140,7 +140,7 @@ function apply(file: PatchFile): void {
       if (t === "broadcast") broadcasts.push(c);
       else if (t === "fs.statSync" && c.getArguments().length === 1 && c.getArguments()[0].getText() === "tPath") statCalls.push(c);
       else if (/^transcriptCache\./.test(t) || /^fs\./.test(t) || /Sync$/.test(t) || t === "require") {
-        drift(file, `watchdogCheck reads after its decisions began (line ${c.getStartLineNumber()}: ${t}(…)), which would run inside the transaction; extend the pre-pass of ${ID} to read it first.`);
+        drift(file, finding`watchdogCheck reads after its decisions began (${at(c)}: ${t}(…)), which would run inside the transaction; extend the pre-pass of ${ID} to read it first.`);
       }
     }
   }
@@ -151,14 +151,14 @@ function apply(file: PatchFile): void {
   );
   for (const name of prefixNames.filter((n) => n !== "tPath" && n !== "result")) {
     const use = suffix.flatMap((st) => st.getDescendantsOfKind(SyntaxKind.Identifier)).find((i) => i.getText() === name);
-    if (use) drift(file, `watchdogCheck's decisions use ${name} (line ${use.getStartLineNumber()}), computed in the pre-pass; only tPath and result are handed over. Extend ${ID}.`);
+    if (use) drift(file, finding`watchdogCheck's decisions use ${name} (${at(use)}), computed in the pre-pass; only tPath and result are handed over. Extend ${ID}.`);
   }
 
   file.edit.appendLeft(fn.getStart(), HELPERS);
 
   // The stale-session query becomes a function, run once for the pre-pass and again inside the transaction.
   const staleStmt = staleDecl.getVariableStatementOrThrow();
-  if (staleStmt.getDeclarations().length !== 1) fail(file, "const staleSessions = …; as its own statement", `Found: ${frame(staleStmt)}.`);
+  if (staleStmt.getDeclarations().length !== 1) fail(file, "const staleSessions = …; as its own statement", finding`Found: ${frame(staleStmt)}.`);
   file.edit.overwrite(staleDecl.getNameNode().getStart(), staleDecl.getNameNode().getEnd(), N.query);
   const staleIndent = indentOf(file.text, staleStmt);
   file.edit.appendLeft(staleInit.getStart(), `() =>\n${staleIndent}  `);
@@ -224,7 +224,7 @@ function directWrite(file: VerifyFile, c: CallExpression): boolean {
 
 interface OutsideWrite {
   line: number;
-  what: string;
+  what: Finding;
 }
 
 /** Writes watchdogCheck performs outside the function it hands to runWatchdogTransaction (helpers followed). */
@@ -238,24 +238,24 @@ function writesOutsideTransaction(file: VerifyFile, fn: FunctionDeclaration, tx:
   const reached = new Set<string>();
   for (const d of fn.getBody()!.getDescendants()) {
     if (inside(d)) continue;
-    if (Node.isCallExpression(d) && directWrite(file, d)) writes.push({ line: d.getStartLineNumber(), what: `${frame(d)} writes outside watchdogCheck's transaction` });
+    if (Node.isCallExpression(d) && directWrite(file, d)) writes.push({ line: d.getStartLineNumber(), what: finding`${frame(d)} writes outside watchdogCheck's transaction` });
     else if (Node.isIdentifier(d) && fns.has(d.getText()) && !isDeclarationName(d)) {
       const name = d.getText();
       reached.add(name);
       const chain = reachChain(fns.get(name)!, reach);
       if (!chain) continue;
       if (OUTSIDE_BY_DESIGN[name]) byDesign.add(name);
-      else writes.push({ line: d.getStartLineNumber(), what: `line ${d.getStartLineNumber()}: ${name}(…) writes outside watchdogCheck's transaction (${name} → ${chain})` });
+      else writes.push({ line: d.getStartLineNumber(), what: finding`${at(d)}: ${name}(…) writes outside watchdogCheck's transaction (${name} → ${chain})` });
     }
   }
   return { writes, byDesign: [...byDesign], helpers: reached.size };
 }
 
-function verify(file: VerifyFile): string[] {
+function verify(file: VerifyFile): Finding[] {
   const fns = findAll(file, functionAnchor("watchdogCheck"));
   if (fns.length !== 1) return [`expected 1 function watchdogCheck, found ${fns.length}`];
   const fn = fns[0];
-  const problems: string[] = [];
+  const problems: Finding[] = [];
   const runFn = file.ast.getStatements().find((s): s is FunctionDeclaration => Node.isFunctionDeclaration(s) && s.getName() === N.run);
   if (!runFn) return [`no module-level function ${N.run}(body)`];
   const runCalls = runFn.getDescendantsOfKind(SyntaxKind.CallExpression).map(calleeText);
@@ -264,9 +264,9 @@ function verify(file: VerifyFile): string[] {
   if (typeof tx === "string") return [...problems, tx];
   for (const c of tx.getDescendantsOfKind(SyntaxKind.CallExpression)) {
     const t = calleeText(c);
-    if (/^transcriptCache\./.test(t)) problems.push(`watchdogCheck's transaction reads a transcript: ${frame(c)}`);
-    else if (/^fs\./.test(t) || /Sync$/.test(t)) problems.push(`watchdogCheck's transaction makes a synchronous file-system call: ${frame(c)}`);
-    else if (t === "broadcast") problems.push(`watchdogCheck's transaction broadcasts directly (before COMMIT): ${frame(c)}`);
+    if (/^transcriptCache\./.test(t)) problems.push(finding`watchdogCheck's transaction reads a transcript: ${frame(c)}`);
+    else if (/^fs\./.test(t) || /Sync$/.test(t)) problems.push(finding`watchdogCheck's transaction makes a synchronous file-system call: ${frame(c)}`);
+    else if (t === "broadcast") problems.push(finding`watchdogCheck's transaction broadcasts directly (before COMMIT): ${frame(c)}`);
   }
   const reread = tx.getDescendantsOfKind(SyntaxKind.VariableDeclaration).some((d) => d.getName() === N.fresh);
   if (!reread) problems.push("watchdogCheck's transaction does not re-run the stale-session query (it would decide on the pre-pass snapshot)");

@@ -12,7 +12,7 @@
 // for a workflow run's events), in the order it had.
 import { Node, SyntaxKind, type ArrowFunction, type BindingElement, type CallExpression, type FunctionExpression, type SourceFile } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findAll, findOne, frame, functionAnchor, stringValue } from "./lib/find.ts";
 import { functionsByName, isDeclarationName, reachChain } from "./lib/reach.ts";
 import { sqlLiteral, sqlText } from "./lib/sqlite.ts";
@@ -317,22 +317,22 @@ export default definePatch({
   verify(file) {
     if (file.path === WORKFLOWS) {
       const route = findAll(file, DRILL_IN)[0];
-      return route ? unboundedPrepares(file, route).map((c) => `GET /session/:id still reads every event of the session: ${frame(c)}`) : [];
+      return route ? unboundedPrepares(file, route).map((c) => finding`GET /session/:id still reads every event of the session: ${frame(c)}`) : [];
     }
-    const problems: string[] = [];
+    const problems: Finding[] = [];
     const names = new Set(file.ast.getFunctions().map((f) => f.getName()));
     for (const fn of [QUERY_FN, PAGE_FN]) if (!names.has(fn)) problems.push(`no function ${fn}: session detail does not page its events`);
     let handler: Handler;
     try {
       handler = detailHandler(file);
     } catch (err) {
-      return [...problems, (err as Error).message];
+      return [...problems, err instanceof PatchTargetError ? err.finding() : (err as Error).message];
     }
     const calls = handler.getDescendantsOfKind(SyntaxKind.CallExpression).map((c) => c.getExpression().getText());
     if (!calls.includes(QUERY_FN)) problems.push(`GET /:id does not validate events_limit/events_before (${QUERY_FN}(req.query))`);
     if (!calls.includes(PAGE_FN)) problems.push(`GET /:id does not read a page of events (${PAGE_FN})`);
     const full = handler.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => c.getExpression().getText() === "stmts.listEventsBySession.all");
-    for (const c of full) problems.push(`GET /:id still reads every event: ${frame(c)}`);
+    for (const c of full) problems.push(finding`GET /:id still reads every event: ${frame(c)}`);
     if (!/events_total:/.test(handler.getText())) problems.push("GET /:id does not answer events_total");
     return problems;
   },

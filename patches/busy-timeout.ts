@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type CallExpression, Node, SyntaxKind } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { At, finding, PatchTargetError } from "./lib/errors.ts";
+import { at } from "./lib/find.ts";
 import { type ConnectionSite, connectionSites as sqliteSites, MAY_OPEN_CONNECTION, sqlLiteral, sqlText } from "./lib/sqlite.ts";
 
 const ID = "busy-timeout";
@@ -101,7 +102,7 @@ export default definePatch({
     for (const call of fixedBusyTimeouts(file)) {
       const statement = call.getParent();
       if (!Node.isExpressionStatement(statement)) {
-        throw new PatchTargetError(ID, file.path, `statement ${call.getText()}; on its own`, 0, `line ${call.getStartLineNumber()}: it is part of a larger expression, remove the fixed busy_timeout by hand.`);
+        throw new PatchTargetError(ID, file.path, `statement ${call.getText()}; on its own`, 0, finding`${at(call)}: it is part of a larger expression, remove the fixed busy_timeout by hand.`);
       }
       file.edit.overwrite(statement.getStart(), statement.getEnd(), `${marker(ID)} /* ${call.getText().replace(/\*\//g, "* /")}: busy_timeout is set where the connection opens */`);
     }
@@ -109,7 +110,7 @@ export default definePatch({
   verify(file) {
     // A declared file must still open a connection; a later-release or discovered file may not (v2.0.0's codex-ingest.js).
     if (CONNECTION_FILES.includes(file.path) && connectionSites(file).length === 0) return ["no SQLite connection site new Database(…) / new DatabaseSync(…) found"];
-    return fileProblems(file).map((p) => `line ${p.line}: ${p.message}`);
+    return fileProblems(file).map((p) => finding`${new At(p.line)}: ${p.message}`);
   },
   // Any other module that opens a connection (or pins busy_timeout) is patched the same way.
   discover(tree) {

@@ -8,7 +8,7 @@
 import { type CallExpression, Node, type ObjectLiteralExpression, SyntaxKind } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { topLevelFunction, topLevelNames } from "./lib/ast.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { findAll, findOne, frame, functionAnchor, stringValue } from "./lib/find.ts";
 
 const ID = "coalesce-broadcasts";
@@ -20,7 +20,7 @@ const OURS = ["coalesceHeldFrames", "sendHeldFrame", "broadcastLatest", "LatestR
 
 type AnyFile = PatchFile | VerifyFile;
 
-function fail(file: AnyFile, expected: string, found: number, detail: string): never {
+function fail(file: AnyFile, expected: string, found: number, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, found, detail);
 }
 
@@ -64,7 +64,7 @@ function applyHooks(file: PatchFile): void {
   for (const { call, read } of sites) {
     const rows = (read.getExpression() as import("ts-morph").PropertyAccessExpression).getExpression();
     if (rows.getDescendantsOfKind(SyntaxKind.Identifier).some((id) => id.getText() === "rowId") || rows.getText() === "rowId") {
-      fail(file, "a row reader that does not use the name rowId", 1, `${frame(call)} reads through rowId; rename ours.`);
+      fail(file, "a row reader that does not use the name rowId", 1, finding`${frame(call)} reads through rowId; rename ours.`);
     }
     file.edit.appendLeft(call.getExpression().getEnd(), `.latest`);
     file.edit.overwrite(read.getStart(), read.getEnd(), `${read.getArguments()[0].getText()}, ${m} (rowId) => ${rows.getText()}.get(rowId)`);
@@ -80,7 +80,7 @@ function applyHooks(file: PatchFile): void {
     if (!readers.has(type) && top.has(root) && /^[\w$.]+$/.test(rows.getText())) readers.set(type, `${JSON.stringify(type)}: (rowId) => ${rows.getText()}.get(rowId)`);
   }
   if (readers.size === 0) {
-    fail(file, "a module-level row reader, e.g. stmts.getSession.get(id) with a top-level stmts", 0, `${frame(sites[0].call)}: every row is read through a local; cannot read rows again after COMMIT.`);
+    fail(file, "a module-level row reader, e.g. stmts.getSession.get(id) with a top-level stmts", 0, finding`${frame(sites[0].call)}: every row is read through a local; cannot read rows again after COMMIT.`);
   }
   const last = file.ast.getStatements().at(-1)!;
   const callee = sites[0].call.getExpression().getText();
@@ -90,8 +90,8 @@ function applyHooks(file: PatchFile): void {
   );
 }
 
-function verifyHooks(file: VerifyFile): string[] {
-  const problems = eagerRowBroadcasts(file).map(({ call }) => `${frame(call)}: reads the row per broadcast instead of once per batch (broadcast.latest)`);
+function verifyHooks(file: VerifyFile): Finding[] {
+  const problems: Finding[] = eagerRowBroadcasts(file).map(({ call }) => finding`${frame(call)}: reads the row per broadcast instead of once per batch (broadcast.latest)`);
   if (latestCalls(file).length === 0) problems.push("no broadcast.latest(…) call: row updates are still read per event");
   const registered = file.ast.getStatements().some((st) => /(^|\.)broadcast\.readRowsWhenSent\(/.test(st.getText()));
   if (!registered) problems.push("no broadcast.readRowsWhenSent({ … }): rows read earlier in a batch would be sent as they were then");
@@ -104,7 +104,7 @@ function verifyHooks(file: VerifyFile): string[] {
 function holdFlush(file: AnyFile) {
   const hold = findOne(ID, file, functionAnchor("holdBroadcasts"));
   const flushes = hold.getDescendantsOfKind(SyntaxKind.MethodDeclaration).filter((md) => md.getName() === "flush");
-  if (flushes.length !== 1) fail(file, "holdBroadcasts() returning { flush() { … } }", flushes.length, `${frame(hold)}: write-queue's hold buffer changed shape.`);
+  if (flushes.length !== 1) fail(file, "holdBroadcasts() returning { flush() { … } }", flushes.length, finding`${frame(hold)}: write-queue's hold buffer changed shape.`);
   return flushes[0];
 }
 
@@ -177,7 +177,7 @@ function applyWebsocket(file: PatchFile): void {
   const send = loop?.getStatement();
   const sendCall = send && Node.isExpressionStatement(send) ? send.getExpression() : undefined;
   if (!loop || loop.getExpression().getText() !== "frames" || !sendCall || !Node.isCallExpression(sendCall) || sendCall.getExpression().getText() !== "broadcast") {
-    fail(file, "flush() { … for (const [type, data] of frames) broadcast(type, data); }", loops.length, `${frame(flush)}: write-queue's flush changed.`);
+    fail(file, "flush() { … for (const [type, data] of frames) broadcast(type, data); }", loops.length, finding`${frame(flush)}: write-queue's flush changed.`);
   }
   const m = marker(ID);
   file.edit.overwrite(loop.getExpression().getStart(), loop.getExpression().getEnd(), `${m} coalesceHeldFrames(frames)`);

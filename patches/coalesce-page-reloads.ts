@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import { Node, SyntaxKind, type CallExpression, type SourceFile } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { callAnchor, findAll, findOne } from "./lib/find.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { at, callAnchor, findAll, findOne } from "./lib/find.ts";
+import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 
 const ID = "coalesce-page-reloads";
 const M = marker(ID);
@@ -134,7 +134,7 @@ function apply(file: PatchFile): void {
   if (fixable.length === 0 && !hasImport(file)) {
     const first = todo[0];
     throw new PatchTargetError(ID, file.path, "call of a loader (load(), setTimeout(load, …)) inside an eventBus.subscribe callback", 0,
-      first ? `Nearest candidate: line ${first.node.getStartLineNumber()}: ${first.callee} (not a form the patch rewrites).` : `The subscribers at lines ${subs.map((s) => s.getStartLineNumber()).join(", ")} call no loader. Renamed or removed upstream?`);
+      first ? finding`Nearest candidate: ${at(first.node)}: ${first.callee} (not a form the patch rewrites).` : `The subscribers at lines ${subs.map((s) => s.getStartLineNumber()).join(", ")} call no loader. Renamed or removed upstream?`);
   }
   for (const d of fixable) file.edit.overwrite(d.node.getStart(), d.node.getEnd(), d.replacement!);
   if (!hasImport(file)) {
@@ -144,10 +144,10 @@ function apply(file: PatchFile): void {
   }
 }
 
-function verify(file: VerifyFile): string[] {
-  const problems = directCalls(file)
+function verify(file: VerifyFile): Finding[] {
+  const problems: Finding[] = directCalls(file)
     .filter((d) => !reviewed(file.path, d))
-    .map((d) => `line ${d.node.getStartLineNumber()}: eventBus subscriber calls ${d.callee} directly (not through coalesced())`);
+    .map((d) => finding`${at(d.node)}: eventBus subscriber calls ${d.callee} directly (not through coalesced())`);
   if (!hasImport(file)) problems.push(`no import of coalesced from ${COALESCE_FILE}`);
   return problems;
 }

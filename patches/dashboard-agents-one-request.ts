@@ -9,8 +9,8 @@
 //   sessions) at most once per SLOW_MS (slowly), just under upstream's own 10 s poll.
 import { Node, SyntaxKind, type ArrayLiteralExpression, type CallExpression, type ObjectLiteralExpression } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { callAnchor, findAll, findOne, findOptional, stringValue } from "./lib/find.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { at, callAnchor, findAll, findOne, findOptional, stringValue } from "./lib/find.ts";
+import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { COALESCE_FILE } from "./coalesce-page-reloads.ts";
 
 const ID = "dashboard-agents-one-request";
@@ -125,7 +125,7 @@ function applyDashboard(file: PatchFile): void {
   const lists = [elements[at], elements[at + 1]].map((e) => (e ? statusListCall(e) : null));
   const loader = loaderName(arr!);
   if (lists.some((l, i) => l?.status !== AGENT_STATUS_LISTS[i]) || !loader) {
-    throw new PatchTargetError(ID, file.path, arrShape, 0, `Nearest candidate: line ${arr!.getStartLineNumber()}: ${arr!.getText().replace(/\s+/g, " ").slice(0, 160)}. Reordered or renamed upstream?`);
+    throw new PatchTargetError(ID, file.path, arrShape, 0, "Reordered or renamed upstream?", { line: arr!.getStartLineNumber(), text: arr!.getText().replace(/\s+/g, " ").slice(0, 160) });
   }
   const [working, waiting] = lists as Array<{ status: string; options: ObjectLiteralExpression }>;
   const limit = (o: ObjectLiteralExpression) => numberProp(o, "limit") ?? 100;
@@ -158,12 +158,12 @@ function everyReloadLists(file: AnyFile): CallExpression[] {
   return out;
 }
 
-function verifyDashboard(file: AnyFile): string[] {
-  const problems = perItemRequests(file).map((c) => `line ${c.getStartLineNumber()}: one request per element (${c.getText().split("\n")[0].trim()})`);
+function verifyDashboard(file: AnyFile): Finding[] {
+  const problems: Finding[] = perItemRequests(file).map((c) => finding`${at(c)}: one request per element (${c.getText().split("\n")[0].trim()})`);
   if (!/api\.agents\.list\(\{ session_id: \w+\.join\(","\)/.test(file.text)) problems.push("no single api.agents.list({ session_id: ids.join(\",\") }) request");
   const arr = reloadArray(file);
-  if (arr) problems.push(`line ${arr.getStartLineNumber()}: the reload asks for the ${AGENT_STATUS_LISTS.join(" and ")} agents one request each (not byStatus(api.agents.list({ status: "${AGENT_STATUS_LISTS.join(",")}" })))`);
-  for (const c of everyReloadLists(file)) problems.push(`line ${c.getStartLineNumber()}: the reload asks for ${c.getExpression().getText()} on every reload (not through slowly)`);
+  if (arr) problems.push(finding`${at(arr)}: the reload asks for the ${AGENT_STATUS_LISTS.join(" and ")} agents one request each (not byStatus(api.agents.list({ status: "${AGENT_STATUS_LISTS.join(",")}" })))`);
+  for (const c of everyReloadLists(file)) problems.push(finding`${at(c)}: the reload asks for ${c.getExpression().getText()} on every reload (not through slowly)`);
   if (!file.text.includes(HELPERS_IMPORT)) problems.push(`no import of byStatus and slowly from ${COALESCE_FILE}`);
   return problems;
 }

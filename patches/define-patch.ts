@@ -1,6 +1,7 @@
 // The contract every patch in patches/ follows: one file, one default export.
 import type MagicString from "magic-string";
 import type { SourceFile } from "ts-morph";
+import type { Finding } from "./lib/errors.ts";
 
 /** The one spelling, in prose (build log, drift matrix), of a part of a patch upstream already does (PatchFile.satisfied). */
 export const ALREADY_SATISFIED = "already satisfied by upstream";
@@ -76,8 +77,12 @@ export interface Patch {
    * finders in patches/lib/find.ts) when the shape it needs is missing or ambiguous.
    */
   apply(file: PatchFile): void;
-  /** Problems with the patched result of one target; [] means the patch has landed. */
-  verify(file: VerifyFile): string[];
+  /**
+   * Problems with the patched result of one target; [] means the patch has landed. A problem that
+   * names a line is a Finding made with `finding` and `at`/`frame` (lib/find.ts), so the engine
+   * can name upstream's line too.
+   */
+  verify(file: VerifyFile): Finding[];
   /** Optional lines the gate prints about what it checked (e.g. each connection site). */
   report?(file: VerifyFile): string[];
   /**

@@ -5,8 +5,8 @@ import path from "node:path";
 import { type CallExpression, Node, type PropertyAccessExpression, SyntaxKind, type VariableDeclaration } from "ts-morph";
 import { indentAt } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
+import { At, type Finding, finding, PatchTargetError } from "./lib/errors.ts";
+import { at, findAll, findOne, frame, methodAnchor } from "./lib/find.ts";
 import { type BeginStatement, beginStatements, type ConnectionSite, connectionSites, isDeferred, MAY_OPEN_CONNECTION } from "./lib/sqlite.ts";
 
 const ID = "immediate-transactions";
@@ -56,7 +56,7 @@ function applyCompat(file: PatchFile): void {
   const method = findOne(ID, file, methodAnchor("transaction"));
   const params = method.getParameters();
   if (params.length !== 1 || !Node.isIdentifier(params[0].getNameNode())) {
-    throw new PatchTargetError(ID, file.path, "method transaction(fn) with one parameter", 0, `Found ${frame(method)}. Signature changed upstream?`);
+    throw new PatchTargetError(ID, file.path, "method transaction(fn) with one parameter", 0, finding`Found ${frame(method)}. Signature changed upstream?`);
   }
   const begin = findOne(ID, file, beginExecAnchor(method));
   // The connection the wrapper runs on: `db` in `db.exec("BEGIN")`, resolved through a local
@@ -66,7 +66,7 @@ function applyCompat(file: PatchFile): void {
   if (Node.isIdentifier(receiver)) {
     const local = method.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === receiver.getText());
     const init = local?.getInitializer();
-    if (local && !init) throw new PatchTargetError(ID, file.path, `const ${receiver.getText()} = <connection> in transaction(fn)`, 0, `Found ${frame(local)}.`);
+    if (local && !init) throw new PatchTargetError(ID, file.path, `const ${receiver.getText()} = <connection> in transaction(fn)`, 0, finding`Found ${frame(local)}.`);
     if (init) connection = init.getText();
   }
   const body = method.getBody()!;
@@ -96,7 +96,7 @@ function isRuntimeCall(n: Node, name: string): n is CallExpression {
   return !!arg && Node.isStringLiteral(arg) && /(^|\/)patch-runtime\/immediate-transactions(\.js)?$/.test(arg.getLiteralValue());
 }
 
-function verifyCompat(file: VerifyFile): string[] {
+function verifyCompat(file: VerifyFile): Finding[] {
   const methods = findAll(file, methodAnchor("transaction"));
   if (methods.length !== 1) return [`expected 1 method transaction(fn), found ${methods.length}`];
   const delegates = methods[0]
@@ -105,9 +105,9 @@ function verifyCompat(file: VerifyFile): string[] {
       const e = r.getExpression();
       return !!e && isRuntimeCall(e, "compatTransaction");
     });
-  const problems: string[] = [];
-  if (!delegates) problems.push(`transaction(fn) at line ${methods[0].getStartLineNumber()} does not return compatTransaction(…) (BEGIN IMMEDIATE + savepoints)`);
-  for (const b of beginStatements(file).filter(isDeferred)) problems.push(`line ${b.line}: deferred BEGIN in ${b.call.getExpression().getText()}(…)`);
+  const problems: Finding[] = [];
+  if (!delegates) problems.push(finding`transaction(fn) at ${at(methods[0])} does not return compatTransaction(…) (BEGIN IMMEDIATE + savepoints)`);
+  for (const b of beginStatements(file).filter(isDeferred)) problems.push(finding`${new At(b.line)}: deferred BEGIN in ${b.call.getExpression().getText()}(…)`);
   return problems;
 }
 
@@ -139,8 +139,8 @@ function applyDb(file: PatchFile): void {
   makeImmediate(file);
 }
 
-function verifyDb(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verifyDb(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   const decls = findAll(file, sharedConnectionAnchor());
   if (decls.length !== 1) return [`expected 1 top-level const db = new Database(…), found ${decls.length}`];
   const name = decls[0].getName();
@@ -150,22 +150,22 @@ function verifyDb(file: VerifyFile): string[] {
     .map((s) => s.getExpression())
     .filter((e): e is CallExpression => isRuntimeCall(e, "immediateByDefault") && e.getArguments()[0]?.getText() === name);
   if (wraps.length !== 1) {
-    problems.push(`expected 1 top-level immediateByDefault(${name}) after line ${decls[0].getStartLineNumber()}, found ${wraps.length}`);
+    problems.push(finding`expected 1 top-level immediateByDefault(${name}) after ${at(decls[0])}, found ${wraps.length}`);
   } else {
-    const at = wraps[0].getStart();
-    if (at < decls[0].getEnd()) problems.push(`immediateByDefault(${name}) runs before the connection is opened`);
+    const wrapStart = wraps[0].getStart();
+    if (wrapStart < decls[0].getEnd()) problems.push(`immediateByDefault(${name}) runs before the connection is opened`);
     const early = file.ast
       .getDescendantsOfKind(SyntaxKind.CallExpression)
       .filter((c) => {
         const callee = c.getExpression();
-        return Node.isPropertyAccessExpression(callee) && callee.getName() === "transaction" && callee.getExpression().getText() === name && c.getStart() < at;
+        return Node.isPropertyAccessExpression(callee) && callee.getName() === "transaction" && callee.getExpression().getText() === name && c.getStart() < wrapStart;
       });
-    for (const c of early) problems.push(`line ${c.getStartLineNumber()}: ${c.getExpression().getText()}(…) is created before immediateByDefault(${name})`);
+    for (const c of early) problems.push(finding`${at(c)}: ${c.getExpression().getText()}(…) is created before immediateByDefault(${name})`);
   }
   const shared = decls[0];
-  for (const b of beginStatements(file).filter(isDeferred)) problems.push(`line ${b.line}: deferred BEGIN in ${b.call.getExpression().getText()}(…)`);
+  for (const b of beginStatements(file).filter(isDeferred)) problems.push(finding`${new At(b.line)}: deferred BEGIN in ${b.call.getExpression().getText()}(…)`);
   for (const s of uncoveredConnections(file).filter((x) => x.node.getStart() < shared.getStart() || x.node.getEnd() > shared.getEnd())) {
-    problems.push(`line ${s.line}: ${s.text}: its transaction() helper would begin DEFERRED (expected immediateByDefault(${s.text}))`);
+    problems.push(finding`${new At(s.line)}: ${s.text}: its transaction() helper would begin DEFERRED (expected immediateByDefault(${s.text}))`);
   }
   return problems;
 }
@@ -271,7 +271,7 @@ export default definePatch({
   verify(file) {
     if (file.path === COMPAT) return verifyCompat(file);
     if (file.path === DB) return verifyDb(file);
-    return fixableProblems(file).map((p) => `line ${p.line}: ${p.message}`);
+    return fixableProblems(file).map((p) => finding`${new At(p.line)}: ${p.message}`);
   },
   discover(tree) {
     return candidates(tree).filter((f) => f !== COMPAT && f !== DB && fixableProblems(tree.file(f)).length > 0);

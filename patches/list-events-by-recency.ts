@@ -7,7 +7,7 @@
 // cheaper walk.
 import { Node, SyntaxKind, type CallExpression, type FunctionDeclaration, type TemplateExpression } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { At, finding, PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findAll, findOne, functionAnchor, stringValue, variableAnchor } from "./lib/find.ts";
 
 const ID = "list-events-by-recency";
@@ -48,16 +48,16 @@ function indexedScopeBuilders(file: VerifyFile): Set<string> {
 }
 
 /** `<line> …` for each newest-first events listing whose scope clause can take the session_id index. */
-function listingProblems(file: VerifyFile): string[] {
+function listingProblems(file: VerifyFile): { line: number; message: string }[] {
   const builders = indexedScopeBuilders(file);
-  const out: string[] = [];
+  const out: { line: number; message: string }[] = [];
   for (const [t, where] of recentEventListings(file)) {
     const call = declaringCall(t, where);
     if (!call) continue;
     const callee = call.getExpression().getText();
     const scoped = builders.has(callee) || SCOPE_CALLS.some((s) => call.getText().includes(s));
     if (scoped && !call.getText().includes(RECENCY_COLUMN)) {
-      out.push(`${t.getStartLineNumber()} events listed newest first with a data-scope clause on session_id (${callee}(…) without scopeColumn ${RECENCY_COLUMN}): SQLite reads and sorts every event in scope`);
+      out.push({ line: t.getStartLineNumber(), message: `events listed newest first with a data-scope clause on session_id (${callee}(…) without scopeColumn ${RECENCY_COLUMN}): SQLite reads and sorts every event in scope` });
     }
   }
   return out;
@@ -112,7 +112,7 @@ export default definePatch({
   apply: applyRoute,
   verify(file) {
     if (recentEventListings(file).length === 0) return ["no newest-first events listing (SELECT … FROM events ${…} ORDER BY created_at DESC … LIMIT) found"];
-    return listingProblems(file).map((p) => `line ${p}`);
+    return listingProblems(file).map((p) => finding`${new At(p.line)} ${p.message}`);
   },
   verifyTree(tree: TreeView) {
     const out: string[] = [];
@@ -120,7 +120,7 @@ export default definePatch({
       if (!f.startsWith("server/") || f.includes("__tests__") || tree.isAdded(f)) continue;
       const text = tree.text(f);
       if (!/FROM\s+events/i.test(text) || !SCOPE_CALLS.some((s) => text.includes(s))) continue;
-      for (const p of listingProblems(tree.file(f))) out.push(`${f}:${p}`);
+      for (const p of listingProblems(tree.file(f))) out.push(`${f}:${p.line} ${p.message}`);
     }
     return out;
   },

@@ -5,7 +5,7 @@ import { type CallExpression, Node, SyntaxKind } from "ts-morph";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { isFnLike, topLevelNames } from "./lib/ast.ts";
 import { callAnchor, findOne, frame } from "./lib/find.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { finding, PatchTargetError } from "./lib/errors.ts";
 
 const ID = "parse-transcripts-off-loop";
 const HOOKS = "server/routes/hooks.js";
@@ -60,10 +60,10 @@ export default definePatch({
   apply(file) {
     const { route, enqueue, statement, dataProp } = enqueueInRoute(file);
     if (!statement || statement.getParent()?.getParent() !== route.getArguments().at(-1)) {
-      throw new PatchTargetError(ID, file.path, `${ENQUEUE}(…) as a statement of the POST /event handler`, 0, `Found ${frame(enqueue)}.`);
+      throw new PatchTargetError(ID, file.path, `${ENQUEUE}(…) as a statement of the POST /event handler`, 0, finding`Found ${frame(enqueue)}.`);
     }
     if (!dataProp || !Node.isPropertyAssignment(dataProp)) {
-      throw new PatchTargetError(ID, file.path, `${ENQUEUE}({ …, data: <hook data>, … })`, 0, `Found ${frame(enqueue)}. The write-queue item changed shape.`);
+      throw new PatchTargetError(ID, file.path, `${ENQUEUE}({ …, data: <hook data>, … })`, 0, finding`Found ${frame(enqueue)}. The write-queue item changed shape.`);
     }
     if (!topLevelNames(file.ast).has("transcriptCache")) {
       throw new PatchTargetError(ID, file.path, "module-level const transcriptCache = new TranscriptCache()", 0, "The prefetcher fills that cache; renamed upstream?");

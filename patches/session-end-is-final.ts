@@ -4,8 +4,8 @@
 import { Node, SyntaxKind, type FunctionDeclaration, type IfStatement, type ObjectLiteralExpression, type SwitchStatement, type VariableDeclaration } from "ts-morph";
 import { indentOf, topLevelFunction as topLevelFunctionOf } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { findAll, findOne, frame, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
+import { type Finding, finding, isFinding, PatchTargetError } from "./lib/errors.ts";
+import { at, findAll, findOne, frame, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
 
 const ID = "session-end-is-final";
 const HOOKS = "server/routes/hooks.js";
@@ -26,7 +26,7 @@ const N = SESSION_END_NAMES;
 
 type AnyFile = PatchFile | VerifyFile;
 
-function fail(file: AnyFile, expected: string, detail: string): never {
+function fail(file: AnyFile, expected: string, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, 0, detail);
 }
 
@@ -64,7 +64,7 @@ function applyHandler(file: PatchFile): void {
   if (topLevelFunction(file, N.stamp)) throw new PatchTargetError(ID, file.path, `no existing function ${N.stamp}`, 1, "Upstream added its own? Rename ours.");
   const hookTypeDecl = findOne(ID, file, variableAnchor("hookType"));
   const hookTypeStmt = hookTypeDecl.getVariableStatementOrThrow();
-  if (hookTypeStmt.getParent() !== file.ast) fail(file, "module-level const hookType = process.argv[2] …", `Found: ${frame(hookTypeStmt)}.`);
+  if (hookTypeStmt.getParent() !== file.ast) fail(file, "module-level const hookType = process.argv[2] …", finding`Found: ${frame(hookTypeStmt)}.`);
   const data = findOne(ID, file, payloadData);
   const init = data.getInitializerOrThrow();
   file.edit.appendLeft(hookTypeStmt.getEnd(), STAMP_HELPER);
@@ -72,8 +72,8 @@ function applyHandler(file: PatchFile): void {
   file.edit.appendLeft(init.getEnd(), `) ${M}`);
 }
 
-function verifyHandler(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verifyHandler(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   const fn = topLevelFunction(file, N.stamp);
   if (!fn) problems.push(`no function ${N.stamp}(data): events are sent without their send time`);
   else if (!fn.getDescendantsOfKind(SyntaxKind.PropertyAssignment).some((p) => p.getName() === N.field && p.getInitializer()?.getText() === "Date.now()")) {
@@ -84,7 +84,7 @@ function verifyHandler(file: VerifyFile): string[] {
   const init = props[0].getInitializer();
   // stampSentAt(…) itself, or inside a later patch's wrapper (spool-hook-events: spoolHookEvent(hookType, stampSentAt(…)))
   const calls = init ? [init, ...init.getDescendantsOfKind(SyntaxKind.CallExpression)] : [];
-  if (!calls.some((c) => Node.isCallExpression(c) && c.getExpression().getText() === N.stamp)) problems.push(`the posted data is not stamped (${frame(props[0])})`);
+  if (!calls.some((c) => Node.isCallExpression(c) && c.getExpression().getText() === N.stamp)) problems.push(finding`the posted data is not stamped (${frame(props[0])})`);
   return problems;
 }
 
@@ -177,14 +177,14 @@ interface CoreParts {
 }
 
 /** The event core (processEvent's body, or processEventCore after transcript-outside-lock). */
-function coreParts(file: AnyFile): CoreParts | string {
+function coreParts(file: AnyFile): CoreParts | Finding {
   const needsAll = findAll(file, variableAnchor("needsReactivation"));
   if (needsAll.length !== 1) return `expected 1 const needsReactivation = … (the reactivation decision), found ${needsAll.length}`;
   const needs = needsAll[0];
   const core = needs.getFirstAncestor((a) => Node.isFunctionDeclaration(a) || Node.isArrowFunction(a) || Node.isFunctionExpression(a));
-  if (!core) return `needsReactivation is not inside a function (${frame(needs)})`;
+  if (!core) return finding`needsReactivation is not inside a function (${frame(needs)})`;
   const params = (core as FunctionDeclaration).getParameters().map((p) => p.getName());
-  if (params[0] !== "hookType" || params[1] !== "data") return `the event function takes (${params.join(", ")}), expected (hookType, data, …) (${frame(core)})`;
+  if (params[0] !== "hookType" || params[1] !== "data") return finding`the event function takes (${params.join(", ")}), expected (hookType, data, …) (${frame(core)})`;
   const coreStatement = core.getFirstAncestor((a) => a.getParent() === file.ast) ?? core;
   const switches = core
     .getDescendantsOfKind(SyntaxKind.SwitchStatement)
@@ -199,12 +199,12 @@ function coreParts(file: AnyFile): CoreParts | string {
   return { core, coreStatement, needs, sw, selfHeal: heals[0] ?? null };
 }
 
-function writeQueueOptions(file: AnyFile): ObjectLiteralExpression | null | string {
+function writeQueueOptions(file: AnyFile): ObjectLiteralExpression | null | Finding {
   const calls = file.ast.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => c.getExpression().getText() === "createWriteQueue");
   if (calls.length === 0) return null;
   if (calls.length > 1) return `expected at most 1 createWriteQueue({ … }), found ${calls.length}`;
   const opts = calls[0].getArguments()[0];
-  if (!opts || !Node.isObjectLiteralExpression(opts)) return `createWriteQueue(…) does not get an object literal (${frame(calls[0])})`;
+  if (!opts || !Node.isObjectLiteralExpression(opts)) return finding`createWriteQueue(…) does not get an object literal (${frame(calls[0])})`;
   return opts;
 }
 
@@ -213,15 +213,15 @@ function applyHooks(file: PatchFile): void {
     if (topLevelFunction(file, name)) throw new PatchTargetError(ID, file.path, `no existing function ${name}`, 1, "Upstream added its own? Rename ours.");
   }
   const parts = coreParts(file);
-  if (typeof parts === "string") fail(file, "the hook event function with needsReactivation and switch (hookType)", `${parts}.`);
+  if (isFinding(parts)) fail(file, "the hook event function with needsReactivation and switch (hookType)", finding`${parts}.`);
   const { core, coreStatement, needs, sw, selfHeal } = parts;
 
   const locals = new Set(core.getDescendantsOfKind(SyntaxKind.VariableDeclaration).map((d) => d.getName()));
   for (const name of ["sessionId", "summary", "toolName"]) {
-    if (!locals.has(name)) fail(file, `a local ${name} in the hook event function`, `${frame(core)} no longer declares it.`);
+    if (!locals.has(name)) fail(file, `a local ${name} in the hook event function`, finding`${frame(core)} no longer declares it.`);
   }
   if (locals.has(N.flag)) throw new PatchTargetError(ID, file.path, `no local ${N.flag}`, 1, "The event function already declares it; rename ours.");
-  if (sw.getExpression().getText() !== "hookType") fail(file, 'switch (hookType) { … case "SessionEnd": … }', `Found: ${frame(sw)}.`);
+  if (sw.getExpression().getText() !== "hookType") fail(file, 'switch (hookType) { … case "SessionEnd": … }', finding`Found: ${frame(sw)}.`);
   if (!sw.getCaseBlock().getClauses().some((c) => Node.isDefaultClause(c))) fail(file, "a default: clause in switch (hookType)", "Without it a late event would get no summary.");
 
   // above the event function and any comment that introduces it
@@ -254,22 +254,22 @@ function applyHooks(file: PatchFile): void {
 
   // the write queue applies a batch's events per session in send order
   const opts = writeQueueOptions(file);
-  if (typeof opts === "string") fail(file, "createWriteQueue({ … }) (from write-queue)", `${opts}.`);
+  if (isFinding(opts)) fail(file, "createWriteQueue({ … }) (from write-queue)", finding`${opts}.`);
   if (opts) {
     if (opts.getProperty("orderBatch")) throw new PatchTargetError(ID, file.path, "createWriteQueue without orderBatch", 1, "Another patch already orders batches; combine them.");
     const run = opts.getProperty("run");
-    if (!run) fail(file, "createWriteQueue({ run, … })", `Found: ${frame(opts)}.`);
+    if (!run) fail(file, "createWriteQueue({ run, … })", finding`Found: ${frame(opts)}.`);
     const pInd = indentOf(file.text, run);
     // after `run`; run's own trailing comma (if any) then follows ours
     file.edit.appendLeft(run.getEnd(), `,\n${pInd}orderBatch: ${N.order} ${M}`);
   }
 }
 
-function verifyHooks(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verifyHooks(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   for (const name of [N.sentAt, N.gate, N.order]) if (!topLevelFunction(file, name)) problems.push(`no module-level function ${name}`);
   const parts = coreParts(file);
-  if (typeof parts === "string") return [...problems, parts];
+  if (isFinding(parts)) return [...problems, parts];
   const { core, needs, sw, selfHeal } = parts;
   const flag = core.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === N.flag);
   if (!flag || !/^sentBeforeSessionEnd\(/.test(flag.getInitializer()?.getText() ?? "")) problems.push(`no const ${N.flag} = ${N.gate}(…) in the event function`);
@@ -277,9 +277,9 @@ function verifyHooks(file: VerifyFile): string[] {
   const mentionsFlag = (n: Node | undefined) => !!n && n.getDescendantsOfKind(SyntaxKind.Identifier).some((i) => i.getText() === N.flag);
   if (!mentionsFlag(needs.getInitializer())) problems.push("needsReactivation ignores whether the event was sent before the SessionEnd");
   if (!mentionsFlag(sw.getExpression())) problems.push("switch (hookType) still applies a late event's state changes");
-  if (selfHeal && !mentionsFlag(selfHeal.getExpression())) problems.push(`the error self-heal can still reopen an ended session (line ${selfHeal.getStartLineNumber()})`);
+  if (selfHeal && !mentionsFlag(selfHeal.getExpression())) problems.push(finding`the error self-heal can still reopen an ended session (${at(selfHeal)})`);
   const opts = writeQueueOptions(file);
-  if (typeof opts === "string") problems.push(opts);
+  if (isFinding(opts)) problems.push(opts);
   else if (opts && !opts.getProperty("orderBatch")) problems.push("createWriteQueue gets no orderBatch: a batch's events are not applied in send order");
   return problems;
 }

@@ -6,7 +6,7 @@
 // The parameters and their order are unchanged: the filter's and LIMIT/OFFSET move into the inner select.
 import { SyntaxKind, type Node } from "ts-morph";
 import { definePatch, marker, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { At, finding, PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findOne } from "./lib/find.ts";
 
 const ID = "sessions-page-first";
@@ -27,11 +27,11 @@ function sqlTemplates(file: VerifyFile): Node[] {
 }
 
 /** `<line> …` for each paged session list (LIMIT ? OFFSET ?) that joins agents before its LIMIT. */
-function joinedPages(file: VerifyFile): string[] {
+function joinedPages(file: VerifyFile): { line: number; message: string }[] {
   if (!/FROM\s+sessions\s+s\b/i.test(file.text)) return []; // no such list: no need to parse (the gate walks every file)
   return sqlTemplates(file)
     .filter((t) => /FROM\s+sessions\s+s\b/i.test(t.getText()) && JOINED_ANY.test(t.getText()))
-    .map((t) => `${t.getStartLineNumber()} a paged session list joins every session in its filter to its agents and sorts them all before LIMIT ? OFFSET ?`);
+    .map((t) => ({ line: t.getStartLineNumber(), message: "a paged session list joins every session in its filter to its agents and sorts them all before LIMIT ? OFFSET ?" }));
 }
 
 /** The query, page ids first: the inner select keeps upstream's filter, grouping and order; the outer reads the page. */
@@ -72,7 +72,7 @@ export default definePatch({
     file.edit.overwrite(t.getStart(), t.getEnd(), `${M} ${next}`);
   },
   verify(file) {
-    const problems = joinedPages(file).map((p) => `line ${p}`);
+    const problems = joinedPages(file).map((p) => finding`${new At(p.line)} ${p.message}`);
     if (problems.length === 0 && !sqlTemplates(file).some((t) => PAGE_FIRST.test(t.getText()))) return ["no paged session list (page ids first) found"];
     return problems;
   },
@@ -80,7 +80,7 @@ export default definePatch({
     const out: string[] = [];
     for (const f of tree.jsFiles) {
       if (!f.startsWith("server/routes/") || f.includes("__tests__") || tree.isAdded(f) || !/LEFT\s+JOIN\s+agents/i.test(tree.text(f))) continue;
-      for (const p of joinedPages(tree.file(f))) out.push(`${f}:${p}`);
+      for (const p of joinedPages(tree.file(f))) out.push(`${f}:${p.line} ${p.message}`);
     }
     return out;
   },

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { Node, SyntaxKind, type ObjectLiteralExpression, type PropertyAssignment } from "ts-morph";
 import { topLevelFunction, topLevelNames } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { type Finding, finding, isFinding, PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findAll, findOne, frame, stringValue, type Anchor } from "./lib/find.ts";
 
 const ID = "spool-hook-events";
@@ -22,7 +22,7 @@ const REPLAY = "spoolReplay";
 
 type AnyFile = PatchFile | VerifyFile;
 
-function fail(file: AnyFile, expected: string, detail: string): never {
+function fail(file: AnyFile, expected: string, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, 0, detail);
 }
 
@@ -63,30 +63,30 @@ function applyHandler(file: PatchFile): void {
   if (!stamp) fail(file, "function stampSentAt(data) (from session-end-is-final)", "Apply session-end-is-final first: the spool keeps the event's send time.");
   const data = findOne(ID, file, payloadData);
   const init = data.getInitializerOrThrow();
-  if (!Node.isCallExpression(init) || init.getExpression().getText() !== "stampSentAt") fail(file, "data: stampSentAt(…) in the posted payload", `Found: ${frame(data)}.`);
+  if (!Node.isCallExpression(init) || init.getExpression().getText() !== "stampSentAt") fail(file, "data: stampSentAt(…) in the posted payload", finding`Found: ${frame(data)}.`);
   const hookType = data.getParentOrThrow().asKindOrThrow(SyntaxKind.ObjectLiteralExpression).getProperty("hook_type")!.asKindOrThrow(SyntaxKind.PropertyAssignment).getInitializerOrThrow().getText();
   file.edit.appendLeft(stamp.getEnd(), HANDLER_HELPER);
   file.edit.appendLeft(init.getStart(), `${SPOOL}(${hookType}, `);
   file.edit.appendLeft(init.getEnd(), `) ${M}`);
 }
 
-function verifyHandler(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verifyHandler(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   const fn = topLevelFunction(file.ast, SPOOL);
   if (!fn || !fn.getText().includes('require("../server/patch-runtime/hook-spool")')) problems.push(`no function ${SPOOL} requiring ../server/patch-runtime/hook-spool: events are not spooled`);
   const props = findAll(file, payloadData);
   if (props.length !== 1) return [...problems, `expected 1 { hook_type, data } payload, found ${props.length}`];
-  if (!isSpoolCall(props[0].getInitializer())) problems.push(`the posted data is not spooled first (${frame(props[0])})`);
+  if (!isSpoolCall(props[0].getInitializer())) problems.push(finding`the posted data is not spooled first (${frame(props[0])})`);
   return problems;
 }
 
 // ── server/routes/hooks.js ───────────────────────────────────────────────────
 
-function writeQueueOptions(file: AnyFile): ObjectLiteralExpression | string {
+function writeQueueOptions(file: AnyFile): ObjectLiteralExpression | Finding {
   const calls = findAll(file, callAnchor("createWriteQueue"));
   if (calls.length !== 1) return `expected 1 createWriteQueue({ … }) (from write-queue), found ${calls.length}`;
   const opts = calls[0].getArguments()[0];
-  if (!opts || !Node.isObjectLiteralExpression(opts)) return `createWriteQueue(…) does not get an object literal (${frame(calls[0])})`;
+  if (!opts || !Node.isObjectLiteralExpression(opts)) return finding`createWriteQueue(…) does not get an object literal (${frame(calls[0])})`;
   return opts;
 }
 
@@ -104,14 +104,14 @@ function applyHooks(file: PatchFile): void {
   }
   if (!topLevelFunction(file.ast, "extractTranscriptForEvent")) fail(file, "function extractTranscriptForEvent(hookType, data) (from transcript-outside-lock)", "Replay reads transcripts as POST /event does.");
   const opts = writeQueueOptions(file);
-  if (typeof opts === "string") fail(file, "const writeQueue = createWriteQueue({ db, run, afterCommit, … })", `${opts}.`);
+  if (isFinding(opts)) fail(file, "const writeQueue = createWriteQueue({ db, run, afterCommit, … })", finding`${opts}.`);
   const db = optionInit(opts, "db");
   const run = optionInit(opts, "run");
-  if (!db || !run) fail(file, "createWriteQueue({ db: …, run: … })", `Found: ${frame(opts)}.`);
+  if (!db || !run) fail(file, "createWriteQueue({ db: …, run: … })", finding`Found: ${frame(opts)}.`);
   const stats = findOne(ID, file, callAnchor("router.get", "/write-queue/stats"));
   const queueStmt = opts.getFirstAncestor((a) => a.getParent() === file.ast);
   const statsStmt = stats.getFirstAncestor((a) => a.getParent() === file.ast);
-  if (!queueStmt || !statsStmt) fail(file, "createWriteQueue and router.get(\"/write-queue/stats\") at the top level", `Found: ${frame(opts)}.`);
+  if (!queueStmt || !statsStmt) fail(file, "createWriteQueue and router.get(\"/write-queue/stats\") at the top level", finding`Found: ${frame(opts)}.`);
 
   file.edit.appendLeft(
     queueStmt.getStart(),
@@ -153,11 +153,11 @@ ${REPLAY}.start();`,
   );
 }
 
-function verifyHooks(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verifyHooks(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   const opts = writeQueueOptions(file);
-  if (typeof opts === "string") return [opts];
-  if (!wrapped(optionInit(opts, "run"), "run")) problems.push(`createWriteQueue's run is not ${IDS}.run(…): an event arriving twice is stored twice (${frame(opts)})`);
+  if (isFinding(opts)) return [opts];
+  if (!wrapped(optionInit(opts, "run"), "run")) problems.push(finding`createWriteQueue's run is not ${IDS}.run(…): an event arriving twice is stored twice (${frame(opts)})`);
   const after = optionInit(opts, "afterCommit");
   if (after && !wrapped(after, "afterCommit")) problems.push(`createWriteQueue's afterCommit is not ${IDS}.afterCommit(…): a duplicate would run post-commit work`);
   const replay = findAll(file, callAnchor("hookSpool.createSpoolReplay"));

@@ -8,8 +8,8 @@ import { isBuiltin } from "node:module";
 import { type Block, type CallExpression, Node, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
 import { type FnLike, topLevelFunction } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { findOne, frame, stringValue, variableAnchor } from "./lib/find.ts";
+import { At, type Finding, finding, type Found, PatchTargetError } from "./lib/errors.ts";
+import { at, findOne, frame, stringValue, variableAnchor } from "./lib/find.ts";
 
 const ID = "transcript-outside-lock";
 const TARGET = "server/routes/hooks.js";
@@ -22,7 +22,7 @@ const SHAPE = "const processEvent = db.transaction((hookType, data) => { … })"
 /** transcriptCache methods that only touch memory (allowed under the lock). */
 const IN_MEMORY_CACHE_METHODS = new Set(["invalidate", "clear", "stats"]);
 
-function fail(file: PatchFile, expected: string, found: number, detail: string): never {
+function fail(file: PatchFile, expected: string, found: number, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, found, detail);
 }
 
@@ -40,15 +40,15 @@ function freeIdentifiers(expr: Node): string[] {
 }
 
 /** `this` or `arguments` used by the function itself (not by nested non-arrow functions). */
-function usesOwnThisOrArguments(fn: FnLike): string | null {
-  let found: string | null = null;
+function usesOwnThisOrArguments(fn: FnLike): Found | null {
+  let found: Found | null = null;
   fn.getBody().forEachDescendant((node, traversal) => {
     if (Node.isFunctionDeclaration(node) || Node.isFunctionExpression(node) || Node.isMethodDeclaration(node) || Node.isClassDeclaration(node)) {
       traversal.skip();
       return;
     }
-    if (node.getKind() === SyntaxKind.ThisKeyword) found = `\`this\` at line ${node.getStartLineNumber()}`;
-    else if (Node.isIdentifier(node) && node.getText() === "arguments") found = `\`arguments\` at line ${node.getStartLineNumber()}`;
+    if (node.getKind() === SyntaxKind.ThisKeyword) found = finding`\`this\` at ${at(node)}`;
+    else if (Node.isIdentifier(node) && node.getText() === "arguments") found = finding`\`arguments\` at ${at(node)}`;
   });
   return found;
 }
@@ -85,18 +85,18 @@ function locate(file: PatchFile): Located {
   const isTx = !!callee && Node.isPropertyAccessExpression(callee) && callee.getName() === "transaction";
   const fnArg = txCall?.getArguments()[0];
   if (!txCall || !isTx || txCall.getArguments().length !== 1 || !fnArg || !(Node.isArrowFunction(fnArg) || Node.isFunctionExpression(fnArg))) {
-    fail(file, SHAPE, 0, `processEvent is no longer a db.transaction(...) wrapper around an inline function (${frame(decl)}). Upstream changed how events are written; re-check where the transcript is read.`);
+    fail(file, SHAPE, 0, finding`processEvent is no longer a db.transaction(...) wrapper around an inline function (${frame(decl)}). Upstream changed how events are written; re-check where the transcript is read.`);
   }
   const fn = fnArg as FnLike;
   const body = fn.getBody();
-  if (!Node.isBlock(body)) fail(file, `${SHAPE} with a block body`, 0, `the transaction callback has an expression body (${frame(fn)}).`);
+  if (!Node.isBlock(body)) fail(file, `${SHAPE} with a block body`, 0, finding`the transaction callback has an expression body (${frame(fn)}).`);
   const params = fn.getParameters();
   if (params.length !== 2 || params.some((p) => !Node.isIdentifier(p.getNameNode()))) {
-    fail(file, SHAPE, 0, `the transaction callback takes ${params.length} parameter(s) (${frame(fn)}); expected (hookType, data). Upstream changed processEvent's signature.`);
+    fail(file, SHAPE, 0, finding`the transaction callback takes ${params.length} parameter(s) (${frame(fn)}); expected (hookType, data). Upstream changed processEvent's signature.`);
   }
   const statement = decl.getVariableStatement();
   if (!statement || statement.getDeclarations().length !== 1 || statement.getParent() !== file.ast) {
-    fail(file, `${SHAPE} as its own top-level statement`, 0, `processEvent is declared together with other variables or not at module level (${frame(decl)}).`);
+    fail(file, `${SHAPE} as its own top-level statement`, 0, finding`processEvent is declared together with other variables or not at module level (${frame(decl)}).`);
   }
   return { decl, txCall, fn, body: body as Block, params: [params[0].getName(), params[1].getName()] };
 }
@@ -117,18 +117,18 @@ function apply(file: PatchFile): void {
   const reads: string[] = [];
   for (const call of extractCalls) {
     const args = call.getArguments();
-    if (args.length !== 1) fail(file, "transcriptCache.extract(<path>) with one argument", 0, `${frame(call)} passes ${args.length}.`);
+    if (args.length !== 1) fail(file, "transcriptCache.extract(<path>) with one argument", 0, finding`${frame(call)} passes ${args.length}.`);
     const free = freeIdentifiers(args[0]).filter((n) => n !== hookParam && n !== dataParam);
     if (free.length > 0) {
       fail(file, `transcriptCache.extract(<path computed from ${hookParam}/${dataParam}>)`, 0,
-        `${frame(call)}: the path depends on ${[...new Set(free)].join(", ")}, computed inside the transaction, so it cannot be read before the lock is taken.`);
+        finding`${frame(call)}: the path depends on ${[...new Set(free)].join(", ")}, computed inside the transaction, so it cannot be read before the lock is taken.`);
     }
     const text = args[0].getText();
     if (!reads.some((r) => r.replace(/\s+/g, "") === text.replace(/\s+/g, ""))) reads.push(text);
   }
 
   const own = usesOwnThisOrArguments(fn);
-  if (own) fail(file, "a transaction callback that does not use this/arguments", 0, `processEvent's callback uses ${own}; turning it into a function declaration would change its meaning.`);
+  if (own) fail(file, "a transaction callback that does not use this/arguments", 0, finding`processEvent's callback uses ${own}; turning it into a function declaration would change its meaning.`);
   const taken = moduleDeclaredNames(file.ast);
   for (const name of [CORE, HELPER, WRAPPER_TX]) {
     if (taken.has(name)) fail(file, `no existing top-level ${name}`, 1, `the module already declares ${name}; upstream added its own? Rename ours.`);
@@ -283,13 +283,13 @@ export function analyzeLockHeld(sf: SourceFile, root = CORE): LockAnalysis {
   return { found: true, reachable: order, findings };
 }
 
-export function describeFinding(f: LockFinding): string {
-  return `under the write lock: ${f.chain.join(" → ")} does ${f.what} (line ${f.line})`;
+export function describeFinding(f: LockFinding): Found {
+  return finding`under the write lock: ${f.chain.join(" → ")} does ${f.what} (${new At(f.line)})`;
 }
 
-function verify(file: VerifyFile): string[] {
+function verify(file: VerifyFile): Finding[] {
   const sf = file.ast;
-  const problems: string[] = [];
+  const problems: Finding[] = [];
   const core = topLevelFunction(sf, CORE);
   if (!core) return [`no top-level function ${CORE}(hookType, data, ${TRANSCRIPT_PARAM}): processEvent's body still runs as a db.transaction callback`];
   if (!Node.isFunctionDeclaration(core) || core.getParameters().length < 3) problems.push(`${CORE} must take (hookType, data, ${TRANSCRIPT_PARAM})`);

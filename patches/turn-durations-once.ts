@@ -3,8 +3,8 @@
 import { Node, SyntaxKind, type BinaryExpression, type ForOfStatement } from "ts-morph";
 import { indentOf, topLevelFunction } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
-import { callAnchor, findAll, findOne, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
-import { PatchTargetError } from "./lib/errors.ts";
+import { at, callAnchor, findAll, findOne, stringValue, variableAnchor, type Anchor } from "./lib/find.ts";
+import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 
 const ID = "turn-durations-once";
 const HOOKS = "server/routes/hooks.js";
@@ -147,8 +147,8 @@ function apply(file: PatchFile): void {
   deriveInsteadOfAccumulate(file, "meta.total_turn_duration_ms", "from the transcript, not added per hook");
 }
 
-function verify(file: VerifyFile): string[] {
-  const problems: string[] = [];
+function verify(file: VerifyFile): Finding[] {
+  const problems: Finding[] = [];
   for (const name of [N.timestamp, N.newest, N.insertAt]) {
     if (!topLevelFunction(file.ast, name)) problems.push(`no module-level function ${name}()`);
   }
@@ -174,7 +174,7 @@ function verify(file: VerifyFile): string[] {
   }
   for (const target of ["meta.turn_count", "meta.total_turn_duration_ms"]) {
     for (const assign of findAll(file, assignmentTo(target))) {
-      if (mentions(assign.getRight(), target)) problems.push(`${target} is still accumulated per hook (line ${assign.getStartLineNumber()})`);
+      if (mentions(assign.getRight(), target)) problems.push(finding`${target} is still accumulated per hook (${at(assign)})`);
     }
   }
   return problems;

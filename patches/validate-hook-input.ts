@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import { type Block, type IfStatement, Node } from "ts-morph";
 import { definePatch, marker, type PatchFile, type VerifyFile } from "./define-patch.ts";
 import { isFnLike, indentOf, topLevelNames } from "./lib/ast.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { callAnchor, findAll, findOne, frame } from "./lib/find.ts";
+import { type Finding, finding, isFinding, PatchTargetError } from "./lib/errors.ts";
+import { at, callAnchor, findAll, findOne, frame } from "./lib/find.ts";
 
 const ID = "validate-hook-input";
 const HOOKS = "server/routes/hooks.js";
@@ -31,9 +31,9 @@ function eventHandler(file: AnyFile) {
   const calls = findAll(file, callAnchor("router.post", "/event"));
   if (calls.length !== 1) return `expected 1 router.post("/event", …), found ${calls.length}`;
   const handler = calls[0].getArguments().at(-1);
-  if (!isFnLike(handler) || !Node.isBlock(handler.getBody())) return `router.post("/event", …) does not end with an inline (req, res) => { … } handler (${frame(calls[0])})`;
+  if (!isFnLike(handler) || !Node.isBlock(handler.getBody())) return finding`router.post("/event", …) does not end with an inline (req, res) => { … } handler (${frame(calls[0])})`;
   const params = handler.getParameters().map((p) => p.getName());
-  if (params.length < 2) return `the /event handler takes (${params.join(", ")}); expected (req, res) (${frame(handler)})`;
+  if (params.length < 2) return finding`the /event handler takes (${params.join(", ")}); expected (req, res) (${frame(handler)})`;
   const routeStatement = calls[0].getFirstAncestor((a) => a.getParent() === file.ast);
   return { call: calls[0], routeStatement, body: handler.getBody() as Block, req: params[0], res: params[1] };
 }
@@ -64,16 +64,16 @@ export default definePatch({
   apply(file) {
     findOne(ID, file, callAnchor("router.post", "/event")); // exactly one, or the standard error with the nearest candidate
     const route = eventHandler(file);
-    if (typeof route === "string") throw new PatchTargetError(ID, file.path, 'router.post("/event", (req, res) => { … })', 0, `${route}.`);
+    if (isFinding(route)) throw new PatchTargetError(ID, file.path, 'router.post("/event", (req, res) => { … })', 0, finding`${route}.`);
     const names = topLevelNames(file.ast);
     if (!names.has("writeQueue")) {
       throw new PatchTargetError(ID, file.path, "const writeQueue = createWriteQueue({…}) (from write-queue)", 0, "validate-hook-input counts through the write queue's stats; apply write-queue first (is it registered before validate-hook-input in patches/index.ts?).");
     }
     if (names.has(CHECK)) throw new PatchTargetError(ID, file.path, `no existing top-level ${CHECK}`, 1, "Upstream added its own? Rename ours.");
     const { routeStatement, body, req, res } = route;
-    if (!routeStatement) throw new PatchTargetError(ID, file.path, 'router.post("/event", …) as a top-level statement', 0, `Found ${frame(route.call)}.`);
+    if (!routeStatement) throw new PatchTargetError(ID, file.path, 'router.post("/event", …) as a top-level statement', 0, finding`Found ${frame(route.call)}.`);
     const first = body.getStatements()[0];
-    if (!first) throw new PatchTargetError(ID, file.path, "a non-empty /event handler", 0, `Found ${frame(route.call)}.`);
+    if (!first) throw new PatchTargetError(ID, file.path, "a non-empty /event handler", 0, finding`Found ${frame(route.call)}.`);
     file.edit.appendLeft(routeStatement.getStart(), DECLARATION);
     file.edit.appendLeft(
       first.getStart(),
@@ -81,26 +81,26 @@ export default definePatch({
     );
   },
   verify(file) {
-    const problems: string[] = [];
+    const problems: Finding[] = [];
     const decl = file.ast.getVariableDeclaration(CHECK);
     const init = decl?.getInitializer()?.getText() ?? "";
     if (!decl || !/createHookInputCheck\(/.test(init)) problems.push(`no module-level const ${CHECK} = require("../patch-runtime/validate-hook-input").createHookInputCheck(…)`);
     else if (!/count:\s*writeQueue\.count/.test(init)) problems.push(`${CHECK} does not count through writeQueue.count: ignored stamps would not show in the write-queue stats`);
     const route = eventHandler(file);
-    if (typeof route === "string") return [...problems, route];
+    if (isFinding(route)) return [...problems, route];
     const statements = route.body.getStatements();
     if (!isDoor(statements[0], route.req, route.res)) {
       const door = statements.find((st) => isDoor(st, route.req, route.res));
       problems.push(
         door
-          ? `POST /event works before it checks its body: the check is at line ${door.getStartLineNumber()}, after ${frame(statements[0])}`
-          : `POST /event does not start with if (${CHECK}.rejected(${route.req}, ${route.res})) return; (${frame(route.call)})`,
+          ? finding`POST /event works before it checks its body: the check is at ${at(door)}, after ${frame(statements[0])}`
+          : finding`POST /event does not start with if (${CHECK}.rejected(${route.req}, ${route.res})) return; (${frame(route.call)})`,
       );
     }
     return problems;
   },
   report(file) {
     const route = eventHandler(file);
-    return typeof route === "string" ? [] : [`${file.path}: POST /event checks its body first (line ${route.body.getStatements()[0].getStartLineNumber()}): 400 naming the field; malformed sent_at_ms dropped and counted`];
+    return isFinding(route) ? [] : [`${file.path}: POST /event checks its body first (line ${route.body.getStatements()[0].getStartLineNumber()}): 400 naming the field; malformed sent_at_ms dropped and counted`];
   },
 });

@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { type Block, type CallExpression, Node, type Statement, SyntaxKind } from "ts-morph";
 import { type FnLike, indentOf, isFnLike, topLevelFunction, topLevelNames } from "./lib/ast.ts";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { PatchTargetError } from "./lib/errors.ts";
-import { callAnchor, findAll, findOne, frame, functionAnchor, variableAnchor } from "./lib/find.ts";
+import { type Finding, finding, type Found, isFinding, PatchTargetError } from "./lib/errors.ts";
+import { at, callAnchor, findAll, findOne, frame, functionAnchor, variableAnchor } from "./lib/find.ts";
 import { functionsByName, reachChain } from "./lib/reach.ts";
 
 const ID = "write-queue";
@@ -21,7 +21,7 @@ const STATS_PATH = "/write-queue/stats";
 const REFUSED = "refused";
 const queueSource = readFileSync(new URL("./runtime/write-queue.js", import.meta.url), "utf8");
 
-function fail(file: PatchFile, expected: string, found: number, detail: string): never {
+function fail(file: PatchFile, expected: string, found: number, detail: Finding): never {
   throw new PatchTargetError(ID, file.path, expected, found, detail);
 }
 
@@ -57,16 +57,16 @@ interface EventRoute {
   res: string;
 }
 
-function eventRoute(file: PatchFile | VerifyFile): EventRoute | string {
+function eventRoute(file: PatchFile | VerifyFile): EventRoute | Finding {
   const calls = findAll(file, callAnchor("router.post", "/event"));
   if (calls.length !== 1) return `expected 1 router.post("/event", …) but found ${calls.length}`;
   const call = calls[0];
   const handler = call.getArguments()[call.getArguments().length - 1];
-  if (!isFnLike(handler) || !Node.isBlock(handler.getBody())) return `router.post("/event", …) no longer ends with an inline (req, res) => { … } handler (${frame(call)})`;
+  if (!isFnLike(handler) || !Node.isBlock(handler.getBody())) return finding`router.post("/event", …) no longer ends with an inline (req, res) => { … } handler (${frame(call)})`;
   const params = handler.getParameters();
-  if (params.length < 2) return `the /event handler takes ${params.length} parameter(s); expected (req, res) (${frame(handler)})`;
+  if (params.length < 2) return finding`the /event handler takes ${params.length} parameter(s); expected (req, res) (${frame(handler)})`;
   const routeStatement = call.getFirstAncestor((a) => Node.isExpressionStatement(a) && a.getParent() === file.ast) as Statement | undefined;
-  if (!routeStatement) return `router.post("/event", …) is not a top-level statement (${frame(call)})`;
+  if (!routeStatement) return finding`router.post("/event", …) is not a top-level statement (${frame(call)})`;
   return { routeStatement, handler, body: handler.getBody() as Block, req: params[0].getName(), res: params[1].getName() };
 }
 
@@ -92,7 +92,7 @@ function applyHooks(file: PatchFile): void {
 
   findOne(ID, file, callAnchor("router.post", "/event")); // exactly one, or the standard error with the nearest candidate
   const route = eventRoute(file);
-  if (typeof route === "string") fail(file, 'router.post("/event", (req, res) => { … })', 0, `${route}.`);
+  if (isFinding(route)) fail(file, 'router.post("/event", (req, res) => { … })', 0, finding`${route}.`);
   const { routeStatement, body, req, res } = route;
   const statements = body.getStatements();
   if (statements.some((st) => declaredBy(st).includes(REFUSED))) {
@@ -108,14 +108,14 @@ function applyHooks(file: PatchFile): void {
   if (writeIdx === -1) {
     const nearest = body.getDescendantsOfKind(SyntaxKind.CallExpression).find((c) => /processEvent/.test(c.getExpression().getText()));
     fail(file, "const result = processEvent(hook_type, data); in the /event handler", 0,
-      `${nearest ? `Nearest: ${frame(nearest)}.` : "The handler no longer calls processEvent."} Upstream changed how POST /event writes the event.`);
+      finding`${nearest ? finding`Nearest: ${frame(nearest)}.` : "The handler no longer calls processEvent."} Upstream changed how POST /event writes the event.`);
   }
   const writeStmt = statements[writeIdx];
   const writeDecl = (writeStmt as import("ts-morph").VariableStatement).getDeclarations()[0];
   const writeCall = writeDecl.getInitializer() as CallExpression;
   const args = writeCall.getArguments();
   if (!Node.isIdentifier(writeDecl.getNameNode()) || args.length !== 2 || !args.every((a) => Node.isIdentifier(a))) {
-    fail(file, "const result = processEvent(hook_type, data); with two plain arguments", 0, `${frame(writeStmt)}.`);
+    fail(file, "const result = processEvent(hook_type, data); with two plain arguments", 0, finding`${frame(writeStmt)}.`);
   }
   const resultName = writeDecl.getName();
   const [hookArg, dataArg] = args.map((a) => a.getText());
@@ -138,7 +138,7 @@ function applyHooks(file: PatchFile): void {
       const name = id.getText();
       if (handlerLocals.has(name) && !allowed.has(name)) {
         fail(file, `post-commit work using only ${hookArg}, ${dataArg}, ${resultName}`, 0,
-          `line ${id.getStartLineNumber()}: the work after the answer uses ${name}, so it cannot move into afterEventCommit.`);
+          finding`${at(id)}: the work after the answer uses ${name}, so it cannot move into afterEventCommit.`);
       }
     }
   }
@@ -206,7 +206,7 @@ function applyHooks(file: PatchFile): void {
  * its own, before the statement that reads the transcript (extractTranscriptForEvent, or a prefetch
  * around it) and enqueues: a full queue costs no transcript read.
  */
-function refusalFirst(route: EventRoute, enqueue: CallExpression): string[] {
+function refusalFirst(route: EventRoute, enqueue: CallExpression): Finding[] {
   const statements = route.body.getStatements();
   const indexOf = (n: Node) => statements.findIndex((st) => st.containsRange(n.getStart(), n.getEnd()));
   const asks = route.body.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => c.getExpression().getText().replace(/\s+/g, "") === "writeQueue.refusal");
@@ -214,16 +214,16 @@ function refusalFirst(route: EventRoute, enqueue: CallExpression): string[] {
   const askIdx = indexOf(asks[0]);
   const answer = statements[askIdx + 1];
   if (!answer || !Node.isIfStatement(answer) || !/^return sendWriteQueueError\(/.test(answer.getThenStatement().getText().trim())) {
-    return [`the refusal asked at line ${asks[0].getStartLineNumber()} is not answered right after it (if (${REFUSED}) return sendWriteQueueError(…))`];
+    return [finding`the refusal asked at ${at(asks[0])} is not answered right after it (if (${REFUSED}) return sendWriteQueueError(…))`];
   }
   const work = [enqueue, ...route.body.getDescendantsOfKind(SyntaxKind.CallExpression).filter((c) => /^(extractTranscriptForEvent|transcriptPrefetch\.run)$/.test(c.getExpression().getText()))];
   const early = work.filter((c) => indexOf(c) <= askIdx + 1);
-  return early.map((c) => `the transcript is read or the event enqueued before a full queue is refused: ${frame(c)}`);
+  return early.map((c) => finding`the transcript is read or the event enqueued before a full queue is refused: ${frame(c)}`);
 }
 
-function verifyHooks(file: VerifyFile): string[] {
+function verifyHooks(file: VerifyFile): Finding[] {
   const sf = file.ast;
-  const problems: string[] = [];
+  const problems: Finding[] = [];
   const decl = sf.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === "writeQueue");
   const init = decl?.getInitializer();
   if (!decl || !init || !Node.isCallExpression(init) || init.getExpression().getText() !== "createWriteQueue") {
@@ -241,14 +241,14 @@ function verifyHooks(file: VerifyFile): string[] {
   if (findAll(file, callAnchor("router.get", STATS_PATH)).length !== 1) problems.push(`no GET ${STATS_PATH} route`);
 
   const route = eventRoute(file);
-  if (typeof route === "string") return [...problems, route];
+  if (isFinding(route)) return [...problems, route];
   const { handler, res } = route;
   const calls = handler.getDescendantsOfKind(SyntaxKind.CallExpression);
   const enqueue = calls.find((c) => c.getExpression().getText().replace(/\s+/g, "") === "writeQueue.enqueue");
   if (!enqueue) return [...problems, "the /event handler does not enqueue the event (writeQueue.enqueue)"];
   problems.push(...refusalFirst(route, enqueue));
   const direct = calls.filter((c) => ["processEvent", "processEventCore"].includes(c.getExpression().getText()));
-  for (const c of direct) problems.push(`the /event handler still writes directly: ${frame(c)}`);
+  for (const c of direct) problems.push(finding`the /event handler still writes directly: ${frame(c)}`);
   if (!enqueue.getDescendantsOfKind(SyntaxKind.CallExpression).some((c) => c.getExpression().getText() === "extractTranscriptForEvent")) {
     problems.push("the enqueued item does not carry the transcript read by extractTranscriptForEvent (it would be read under the lock)");
   }
@@ -264,7 +264,7 @@ function verifyHooks(file: VerifyFile): string[] {
       const callee = call.getExpression();
       return Node.isPropertyAccessExpression(callee) && ["then", "catch"].includes(callee.getName());
     });
-    if (!continuation) problems.push(`answers outside the promise continuation (before COMMIT): ${frame(c)}`);
+    if (!continuation) problems.push(finding`answers outside the promise continuation (before COMMIT): ${frame(c)}`);
   }
   return problems;
 }
@@ -275,10 +275,10 @@ function applyWebsocket(file: PatchFile): void {
   const fn = findOne(ID, file, functionAnchor("broadcast"));
   const params = fn.getParameters();
   if (params.length !== 2 || params.some((p) => !Node.isIdentifier(p.getNameNode()))) {
-    fail(file, "function broadcast(type, data) { … }", 0, `broadcast takes ${params.length} parameter(s) (${frame(fn)}); upstream changed its signature.`);
+    fail(file, "function broadcast(type, data) { … }", 0, finding`broadcast takes ${params.length} parameter(s) (${frame(fn)}); upstream changed its signature.`);
   }
   const body = fn.getBody();
-  if (!body || !Node.isBlock(body)) fail(file, "function broadcast(type, data) { … }", 0, `broadcast has no body (${frame(fn)}).`);
+  if (!body || !Node.isBlock(body)) fail(file, "function broadcast(type, data) { … }", 0, finding`broadcast has no body (${frame(fn)}).`);
   const exportsAssign = file.ast.getDescendantsOfKind(SyntaxKind.BinaryExpression).filter((b) => b.getLeft().getText().replace(/\s+/g, "") === "module.exports");
   const objects = exportsAssign.map((b) => b.getRight()).filter((r) => Node.isObjectLiteralExpression(r));
   if (exportsAssign.length !== 1 || objects.length !== 1) {
@@ -367,7 +367,7 @@ function verifyWebsocket(file: VerifyFile): string[] {
 const SHUTDOWN_SHAPE = "const shutdown = (signal) => { … } (or function shutdown(signal) { … })";
 
 /** The body of upstream's graceful-shutdown function: `const shutdown = (signal) => {…}` or `function shutdown(…) {…}`. */
-function shutdownBody(file: PatchFile | VerifyFile): Block | string {
+function shutdownBody(file: PatchFile | VerifyFile): Block | Finding {
   const vars = findAll(file, variableAnchor("shutdown"));
   const fns = findAll(file, functionAnchor("shutdown"));
   if (vars.length + fns.length !== 1) {
@@ -376,18 +376,18 @@ function shutdownBody(file: PatchFile | VerifyFile): Block | string {
   }
   if (fns.length === 1) {
     const body = fns[0].getBody();
-    return body && Node.isBlock(body) ? body : `function shutdown has no body (${frame(fns[0])})`;
+    return body && Node.isBlock(body) ? body : finding`function shutdown has no body (${frame(fns[0])})`;
   }
   const init = vars[0].getInitializer();
-  if (!isFnLike(init) || !Node.isBlock(init.getBody())) return `shutdown is no longer an inline function (${frame(vars[0])})`;
+  if (!isFnLike(init) || !Node.isBlock(init.getBody())) return finding`shutdown is no longer an inline function (${frame(vars[0])})`;
   return init.getBody() as Block;
 }
 
 function applyIndex(file: PatchFile): void {
   const body = shutdownBody(file);
-  if (typeof body === "string") {
+  if (isFinding(body)) {
     if (body === "no shutdown function") findOne(ID, file, { ...variableAnchor("shutdown"), shape: SHUTDOWN_SHAPE }); // throws, naming the nearest candidate
-    fail(file, SHUTDOWN_SHAPE, 0, `${body}; upstream changed its shutdown path, so queued events would not be written on SIGTERM/SIGINT.`);
+    fail(file, SHUTDOWN_SHAPE, 0, finding`${body}; upstream changed its shutdown path, so queued events would not be written on SIGTERM/SIGINT.`);
   }
   const first = body.getStatements()[0];
   const ind = first ? indentOf(file.text, first) : `${indentOf(file.text, body)}  `;
@@ -408,7 +408,7 @@ function applyIndex(file: PatchFile): void {
 
 function verifyIndex(file: VerifyFile): string[] {
   const body = shutdownBody(file);
-  const first = typeof body === "string" ? undefined : body.getStatements()[0];
+  const first = isFinding(body) ? undefined : body.getStatements()[0];
   const drains = !!first && first.getDescendantsOfKind(SyntaxKind.CallExpression).some((c) => /\.writeQueue\.close$/.test(c.getExpression().getText().replace(/\s+/g, "")));
   return drains ? [] : ["shutdown() does not drain the write queue first (queued events would be lost on SIGTERM/SIGINT)"];
 }
@@ -429,7 +429,7 @@ interface RouteWrite {
   line: number;
   route: string;
   /** The handler's path to a hook-event write, or null (it enqueues, or writes none). */
-  chain: string | null;
+  chain: Found | null;
   enqueues: boolean;
 }
 
@@ -493,6 +493,6 @@ export default definePatch({
   report(file) {
     if (file.path !== HOOKS) return [];
     const route = eventRoute(file);
-    return typeof route === "string" ? [] : [`${file.path}: POST /event enqueues (line ${route.handler.getStartLineNumber()}); answers only in the promise continuation after COMMIT`];
+    return isFinding(route) ? [] : [`${file.path}: POST /event enqueues (line ${route.handler.getStartLineNumber()}); answers only in the promise continuation after COMMIT`];
   },
 });

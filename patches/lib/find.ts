@@ -2,7 +2,7 @@
 import { Node, SyntaxKind } from "ts-morph";
 import type { PatchFile, VerifyFile } from "../define-patch.ts";
 import { noteAnchor } from "./anchors.ts";
-import { PatchTargetError } from "./errors.ts";
+import { At, PatchTargetError } from "./errors.ts";
 
 type AnyFile = PatchFile | VerifyFile;
 
@@ -44,9 +44,14 @@ export function findOptional<T extends Node>(patchId: string, file: AnyFile, anc
   return hits[0] ?? null;
 }
 
-/** `line N: first line of the node` — a one-line code frame. */
-export function frame(node: Node): string {
-  return `line ${node.getStartLineNumber()}: ${firstLine(node)}`;
+/** `line N: first line of the node`, a one-line code frame, as data (in a finding`…` the engine adds upstream's line). */
+export function frame(node: Node): At {
+  return new At(node.getStartLineNumber(), firstLine(node));
+}
+
+/** `line N` of the node's start, as data (see frame). */
+export function at(node: Node): At {
+  return new At(node.getStartLineNumber());
 }
 
 /** A node's first line of text, trimmed and cut at 100 characters. */

@@ -1,6 +1,7 @@
 // What a function reaches through the functions of its own module: the chain to the first node a
 // predicate matches (a write, a call of the hook-event writer…), followed transitively.
 import { Node, type SourceFile, SyntaxKind } from "ts-morph";
+import { type Found, finding } from "./errors.ts";
 import { frame } from "./find.ts";
 
 /**
@@ -34,29 +35,29 @@ export function isDeclarationName(id: Node): boolean {
 export interface Reach {
   fns: Map<string, Node>;
   hit: (n: Node) => boolean;
-  memo?: Map<Node, string | null>;
+  memo?: Map<Node, Found | null>;
 }
 
 /**
  * The first node under `node` that `hit` matches, directly or inside a function of `fns` that it
- * calls or passes on (any use of the name counts), as `f → g → line N: text`; null when none.
+ * calls or passes on (any use of the name counts), as `f → g → line N: text` (a Finding: the line is data); null when none.
  */
-export function reachChain(node: Node, r: Reach, stack = new Set<Node>()): string | null {
+export function reachChain(node: Node, r: Reach, stack = new Set<Node>()): Found | null {
   const memo = (r.memo ??= new Map());
   if (memo.has(node)) return memo.get(node)!;
   if (stack.has(node)) return null;
   stack.add(node);
-  let found: string | null = null;
+  let found: Found | null = null;
   for (const d of [node, ...node.getDescendants()]) {
     if (r.hit(d)) {
-      found = frame(d);
+      found = finding`${frame(d)}`;
       break;
     }
     const fn = Node.isIdentifier(d) && !isDeclarationName(d) ? r.fns.get(d.getText()) : undefined;
     if (fn && fn !== node) {
       const inner = reachChain(fn, r, stack);
       if (inner) {
-        found = `${d.getText()} → ${inner}`;
+        found = finding`${d.getText()} → ${inner}`;
         break;
       }
     }

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { isClientFile, type Patch } from "../../patches/define-patch.ts";
-import type { Problem } from "../../patches/lib/errors.ts";
+import { type Problem, renderFinding } from "../../patches/lib/errors.ts";
 import { listFiles } from "../lib/hash.ts";
 import { PatchEngine } from "./engine/engine.ts";
 import { syntaxCheck } from "./syntax.ts";
@@ -50,7 +50,7 @@ export function assertGeneratedTree(input: GateInput): GateOutcome {
         continue;
       }
       const view = engine.verifyView(target, text);
-      for (const message of engine.verify(patch, view)) problems.push({ patch: patch.id, file: target, message });
+      for (const f of engine.verify(patch, view)) problems.push({ patch: patch.id, file: target, message: renderFinding(f) });
       for (const line of engine.report(patch, view)) notes.push(`[${patch.id}] ${line}`);
     }
   }

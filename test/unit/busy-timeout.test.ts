@@ -66,7 +66,7 @@ describe("busy-timeout verify and report", () => {
       'new Database(":memory:").close();',
       'a.pragma("busy_timeout = 100");',
     ].join("\n");
-    expect(patch.verify(file(text))).toEqual([
+    expect(patch.verify(file(text)).map(String)).toEqual([
       'line 3: new Database("b.db") opens a connection without busy_timeout (expected withBusyTimeout(new Database("b.db")))',
       'line 5: a.pragma("busy_timeout = 100") would override AGENT_MONITOR_BUSY_TIMEOUT_MS',
     ]);

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { PatchTargetError, renderProblem } from "../../patches/lib/errors.ts";
+import { definePatch } from "../../patches/define-patch.ts";
+import { finding, PatchTargetError, renderProblem } from "../../patches/lib/errors.ts";
+import { at, callAnchor, findAll, findOne, frame } from "../../patches/lib/find.ts";
 import { createTwoFilesPatch } from "diff";
 import { applyPatchToText, lineDelta, runPatches } from "../../scripts/pipeline/patch.ts";
 import { makeToyUpstream, TOY_DB, toyPatch } from "../support/toy.ts";
@@ -79,6 +81,23 @@ describe("patch engine", () => {
     const out = runPatches(dir, [moved]);
     expect(out.ok).toBe(false);
     expect(renderProblem(out.results[0].problem!)).toBe("[toy-busy-timeout] server/gone.js: target file is missing from upstream. Moved or deleted upstream?");
+  });
+
+  it("names upstream's line for the lines a finding carries (verify, a locator's detail), through the earlier patches' maps", () => {
+    const OTHER = "server/other.js";
+    const toy = (id: string, apply: Parameters<typeof definePatch>[0]["apply"], verify: Parameters<typeof definePatch>[0]["verify"]) =>
+      definePatch({ id, description: id, why: "test", removeWhen: "never", targets: [OTHER], apply, verify });
+    const prepend = toy("toy-prepend", (f) => void f.edit.prepend("// one\n// two\n"), (f) => (f.text.startsWith("// one") ? [] : ["not prepended"]));
+    const stillCalls = toy("toy-still-calls", (f) => void f.edit.append("// touched\n"), (f) => findAll(f, callAnchor("x")).map((c) => finding`${at(c)}: x() is still called`));
+    const detail = toy("toy-detail", (f) => {
+      throw new PatchTargetError("toy-detail", f.path, "y()", 0, finding`Found ${frame(findOne("toy-detail", f, callAnchor("x")))}.`);
+    }, () => ["not applied"]);
+    const message = (patches: (typeof prepend)[]) => runPatches(makeToyUpstream({ [OTHER]: "x();\n" }), patches).results.find((r) => r.action === "failed")?.problem?.message;
+    expect(message([prepend, stillCalls])).toBe("applied, but verify still fails: line 3 (upstream line 1): x() is still called");
+    expect(message([prepend, detail])).toBe("expected 1 y() but found 0. Found line 3 (upstream line 1): x().");
+    // Where no earlier patch moved the line, the text is what the patch wrote.
+    expect(message([stillCalls])).toBe("applied, but verify still fails: line 1: x() is still called");
+    expect(message([detail])).toBe("expected 1 y() but found 0. Found line 1: x().");
   });
 
   it("refuses to add a file upstream already has", () => {

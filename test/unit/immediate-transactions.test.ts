@@ -42,10 +42,10 @@ describe("immediate-transactions verify and report", () => {
   });
 
   it("db.js: a transaction created before the wrap, a missing wrap and a deferred BEGIN are each named", () => {
-    expect(patch.verify(db(`const db = new Database(P);\nconst early = db.transaction(() => 1);\n${wrap}\n`))).toEqual([
+    expect(patch.verify(db(`const db = new Database(P);\nconst early = db.transaction(() => 1);\n${wrap}\n`)).map(String)).toEqual([
       "line 2: db.transaction(…) is created before immediateByDefault(db)",
     ]);
-    expect(patch.verify(db('const db = new Database(P);\ndb.exec("BEGIN; COMMIT");\n'))).toEqual([
+    expect(patch.verify(db('const db = new Database(P);\ndb.exec("BEGIN; COMMIT");\n')).map(String)).toEqual([
       "expected 1 top-level immediateByDefault(db) after line 1, found 0",
       "line 2: deferred BEGIN in db.exec(…)",
     ]);
@@ -55,7 +55,7 @@ describe("immediate-transactions verify and report", () => {
   it("compat-sqlite.js: a transaction(fn) that does not hand over to compatTransaction fails verify", () => {
     const compat = (body: string) => verifyView("server/compat-sqlite.js", `class Database {\n  transaction(fn) {\n    ${body}\n  }\n}\n`);
     expect(patch.verify(compat('return require("./patch-runtime/immediate-transactions").compatTransaction(this._db, fn);'))).toEqual([]);
-    expect(patch.verify(compat("return (...a) => fn(...a);"))).toEqual(["transaction(fn) at line 2 does not return compatTransaction(…) (BEGIN IMMEDIATE + savepoints)"]);
+    expect(patch.verify(compat("return (...a) => fn(...a);")).map(String)).toEqual(["transaction(fn) at line 2 does not return compatTransaction(…) (BEGIN IMMEDIATE + savepoints)"]);
     expect(patch.verify(compat('return require("./somewhere-else").compatTransaction(this._db, fn);'))).toHaveLength(1);
   });
 });

@@ -2,8 +2,9 @@
 // (or .ts/.tsx for client patches) -> <case>.output.js (applies, then re-applies as a no-op) or <case>.error.txt (must fail with
 // each line of that file in the message). The first line `// target: <path>` names the target
 // file when the patch has several. Orphan or unregistered fixtures fail the suite.
-// A chained input (an earlier patch's output but for deliberate edits) is declared in
-// <case>.derived.json (test/support/fixtures.ts) and must equal what it derives.
+// A derived input (an earlier patch's output or input, or a fixture monitor file, but for
+// deliberate edits) is declared in <case>.derived.json (test/support/fixtures.ts) and must equal
+// what it derives.
 // UPDATE_FIXTURES=1 rewrites derived inputs, outputs and error files from the patches, in patch
 // order (an earlier output first, then the inputs derived from it), so a bump shows in the diff.
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { patches } from "../../patches/index.ts";
 import { applyPatchToText } from "../../scripts/pipeline/patch.ts";
 import { repoRoot } from "../../scripts/lib/paths.ts";
-import { DERIVED_SUFFIX, deriveInput, readDerivation } from "../support/fixtures.ts";
+import { DERIVED_SUFFIX, derivationSource, deriveInput, MONITOR_PREFIX, readDerivation } from "../support/fixtures.ts";
 
 const root = path.join(repoRoot, "test", "fixtures", "patches");
 const byId = new Map(patches.map((p) => [p.id, p]));
@@ -50,29 +51,36 @@ describe("patch fixture folders", () => {
     expect(patches.map((p) => p.id).filter((id) => !folders.includes(id))).toEqual([]);
   });
 
-  it("a derived input names an earlier patch's output fixture", () => {
+  it("a derived input names an existing fixture monitor file or an earlier patch's fixture", () => {
     const wrong: string[] = [];
     for (const id of folders) {
       for (const f of readdirSync(path.join(root, id)).filter((n) => n.endsWith(DERIVED_SUFFIX))) {
         const from = readDerivation(path.join(root, id, f)).from;
-        const source = from.split("/")[0];
-        if (!existsSync(path.join(root, from)) || !((order.get(source) ?? Infinity) < order.get(id)!)) wrong.push(`${id}/${f}: ${from}`);
+        const earlier = from.startsWith(MONITOR_PREFIX) || (order.get(from.split("/")[0]) ?? Infinity) < order.get(id)!;
+        if (!existsSync(derivationSource(root, from)) || !earlier) wrong.push(`${id}/${f}: ${from}`);
       }
     }
     expect(wrong).toEqual([]);
   });
 
-  it.skipIf(update)("a chained input drifts from the earlier output it copies: the check names it", () => {
-    // A copy of the fixtures where write-queue's hooks output changes and the later inputs do not.
+  it.skipIf(update)("a derived input drifts from the fixture it copies: the check names it", () => {
+    // A copy of the fixtures (patch fixtures and fixture monitor) where a source changes and the inputs derived from it do not.
     const copy = mkdtempSync(path.join(os.tmpdir(), "fixtures-chain-"));
+    const fixtures = path.join(copy, "patches");
+    const change = (file: string, from: string, to: string) => writeFileSync(file, readFileSync(file, "utf8").replace(from, to));
     try {
-      cpSync(root, copy, { recursive: true });
-      expect(staleDerivedInputs(copy)).toEqual([]);
-      const out = path.join(copy, "write-queue", "hooks.output.js");
-      writeFileSync(out, readFileSync(out, "utf8").replace("const router = Router();", "const router = Router(); // changed"));
-      expect(staleDerivedInputs(copy)).toEqual(
-        expect.arrayContaining(["parse-transcripts-off-loop/basic.derived.json", "validate-hook-input/basic.derived.json", "validate-hook-input/named-handler.derived.json"]),
+      cpSync(path.dirname(root), copy, { recursive: true });
+      expect(staleDerivedInputs(fixtures)).toEqual([]);
+      // An earlier patch's output (the chain) and an earlier patch's input.
+      change(path.join(fixtures, "write-queue", "hooks.output.js"), "const router = Router();", "const router = Router(); // changed");
+      change(path.join(fixtures, "write-queue", "hooks.input.js"), "const router = Router();", "const router = Router(); // changed");
+      expect(staleDerivedInputs(fixtures)).toEqual(
+        expect.arrayContaining(["parse-transcripts-off-loop/basic.derived.json", "validate-hook-input/basic.derived.json", "validate-hook-input/named-handler.derived.json", "spool-hook-events/hooks-no-queue.derived.json"]),
       );
+      // A fixture monitor file.
+      expect(staleDerivedInputs(fixtures)).not.toContain("list-events-by-recency/events-with-facets.derived.json");
+      change(path.join(copy, "upstream", "server", "routes", "events.js"), "const { Router } = require(\"express\");", "const { Router } = require(\"express\"); // changed");
+      expect(staleDerivedInputs(fixtures)).toContain("list-events-by-recency/events-with-facets.derived.json");
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }

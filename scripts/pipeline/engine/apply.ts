@@ -4,7 +4,7 @@ import MagicString, { type SourceMap } from "magic-string";
 import type { Node, SourceFile } from "ts-morph";
 import type { Patch, PatchFile, VerifyFile } from "../../../patches/define-patch.ts";
 import { recordAnchors } from "../../../patches/lib/anchors.ts";
-import { PatchTargetError } from "../../../patches/lib/errors.ts";
+import { type Finding, PatchTargetError } from "../../../patches/lib/errors.ts";
 import { type Parse, parseSource, verifyView } from "./parse.ts";
 
 export interface TextPatchOutcome {
@@ -21,7 +21,7 @@ export interface ApplyOptions {
   /** The engine's parse cache (default: a parse of its own). */
   parse?: Parse;
   /** The engine's verify memo (default: the patch's verify on a fresh view). */
-  verify?: (patch: Patch, view: VerifyFile) => string[];
+  verify?: (patch: Patch, view: VerifyFile) => Finding[];
 }
 
 /**
@@ -63,7 +63,7 @@ export class VerifyFailure extends Error {
   constructor(
     readonly patchId: string,
     readonly file: string,
-    readonly problems: string[],
+    readonly problems: Finding[],
     readonly map: SourceMap,
   ) {
     super(`[${patchId}] ${file}: applied, but verify still fails: ${problems.join("; ")}`);

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { SourceMap } from "magic-string";
 import type { Node, SourceFile } from "ts-morph";
 import type { Patch, TreeView, VerifyFile } from "../../../patches/define-patch.ts";
-import { lineRef, PatchTargetError, type Problem } from "../../../patches/lib/errors.ts";
+import { type Finding, PatchDriftError, PatchTargetError, type Problem, renderFinding } from "../../../patches/lib/errors.ts";
 import { collectUnits, type Fingerprints, unitAt } from "../fingerprint.ts";
 import { parseErrors } from "../syntax.ts";
 import { applyPatchToText, lineDelta, type TextPatchOutcome, VerifyFailure } from "./apply.ts";
@@ -88,7 +88,7 @@ export class PatchEngine {
   private readonly memos: TextMemo<unknown>[] = [];
   private readonly sources = this.memo<SourceFile>();
   /** Per patch object (two patches with one id, e.g. an edited one in a test, never share an entry). */
-  private readonly perPatch = new Map<Patch, { verify: TextMemo<string[]>; report: TextMemo<string[]>; apply: TextMemo<{ out: TextPatchOutcome; anchors: number[] }> }>();
+  private readonly perPatch = new Map<Patch, { verify: TextMemo<Finding[]>; report: TextMemo<string[]>; apply: TextMemo<{ out: TextPatchOutcome; anchors: number[] }> }>();
   private readonly syntax = this.memo<Problem[]>();
   private readonly tracer = new MapTracer();
 
@@ -127,7 +127,7 @@ export class PatchEngine {
     });
 
   /** A patch's verify of (path, text): a pure function of them, computed once while in use. */
-  verify = (patch: Patch, view: VerifyFile): string[] => this.of(patch).verify.get(view.path, view.text, () => patch.verify(view));
+  verify = (patch: Patch, view: VerifyFile): Finding[] => this.of(patch).verify.get(view.path, view.text, () => patch.verify(view));
 
   /** The syntax errors of client sources (syntax.ts), each (path, text) checked once while in use. */
   parseErrors(files: { rel: string; text: string }[]): Problem[] {
@@ -250,25 +250,16 @@ export class PatchEngine {
 /**
  * What went wrong applying `patch` to `file`, as a Problem. A patch sees the output of the patches
  * before it, so the lines it names are lines of that intermediate text: name upstream's line too,
- * through the maps of the earlier edits. A locator miss's nearest candidate is data (its line is
- * mapped as a number); only the free text a patch writes itself (its verify findings, a detail)
- * is annotated where it says "line N", the patches' convention (frame() in patches/lib/find.ts).
+ * through the maps of the earlier edits. The lines are data (a locator's nearest candidate, the At
+ * parts of a Finding: patches/lib/errors.ts), rendered here once; no message is read back.
  */
 function targetFailure(patch: Patch, file: string, err: unknown, earlier: SourceMap[] = []): Problem {
-  if (err instanceof PatchTargetError) {
-    const toUpstream = upstreamLineOf(earlier);
-    return err.problem(err.nearest && toUpstream ? toUpstream(err.nearest.line) : undefined, annotateLines(err.detail, toUpstream));
-  }
+  if (err instanceof PatchTargetError || err instanceof PatchDriftError) return err.problem(upstreamLineOf(earlier));
   if (err instanceof VerifyFailure) {
     const toUpstream = upstreamLineOf([...earlier, err.map]);
-    return { patch: patch.id, file, message: `applied, but verify still fails: ${err.problems.map((p) => annotateLines(p, toUpstream)).join("; ")}` };
+    return { patch: patch.id, file, message: `applied, but verify still fails: ${err.problems.map((p) => renderFinding(p, toUpstream)).join("; ")}` };
   }
-  return { patch: patch.id, file, message: annotateLines((err as Error).message, upstreamLineOf(earlier)) };
-}
-
-function annotateLines(text: string, toUpstream: ((line: number) => number | null) | undefined): string {
-  if (!toUpstream) return text;
-  return text.replace(/\bline (\d+)(?!\s*\(upstream)/g, (_whole, n: string) => lineRef(Number(n), toUpstream(Number(n))));
+  return { patch: patch.id, file, message: (err as Error).message };
 }
 
 function failure(patch: Patch, file: string, message: string): PatchResult {
