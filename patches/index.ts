@@ -13,6 +13,7 @@ import coalesceBroadcasts from "./coalesce-broadcasts.ts";
 import indexListQueries from "./index-list-queries.ts";
 import listEventsByRecency from "./list-events-by-recency.ts";
 import sessionsPageFirst from "./sessions-page-first.ts";
+import agentsByLastActivity from "./agents-by-last-activity.ts";
 import spoolHookEvents from "./spool-hook-events.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
 import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
@@ -32,6 +33,7 @@ export const patches: Patch[] = [
   indexListQueries,
   listEventsByRecency,
   sessionsPageFirst,
+  agentsByLastActivity,
   spoolHookEvents,
   coalescePageReloads,
   dashboardAgentsOneRequest,

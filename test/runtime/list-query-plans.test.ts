@@ -99,6 +99,11 @@ describe("query plans of the pages' list requests on a history (patched fixture)
     "/api/sessions?limit=10&offset=0&sort_by=time&sort_desc=true&include_transient=true&include_task_progress=true&providers=claude",
     "/api/events?limit=15",
     "/api/events?limit=30&providers=claude",
+    // agents-by-last-activity: the agent lists walk the side table's index newest first.
+    "/api/agents?limit=100",
+    "/api/agents?limit=100&offset=100",
+    "/api/agents?status=working,waiting&limit=40&include_transient=1",
+    "/api/agents?status=completed&limit=100",
   ])("GET %s: no full scan of events or agents", async (urlPath) => {
     const { monitor, db, log } = await setUp();
     const plans = await plansOf(monitor, db, log, urlPath);
@@ -118,23 +123,17 @@ describe("query plans of the pages' list requests on a history (patched fixture)
     expect((await monitor.get<Feed>("/api/events?limit=30&providers=codex")).events).toEqual([]);
   }, 240_000);
 
-  it("the rule rejects what the patches removed: the scoped events list served by the session index and sorted", async () => {
+  it("the rule rejects what the patches removed: the scoped events list served by the session index and sorted, every agent sorted", async () => {
     const { db } = await setUp();
     const sql = "SELECT * FROM events WHERE session_id IN (SELECT id FROM sessions WHERE provider IN (?)) ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?";
     // Unpatched, the planner reads every event in scope by session and sorts them: a SEARCH plus a temp b-tree.
     expect(planProblems(sql, db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("claude", 30, 0) as PlanRow[])).toEqual([
       "SEARCH events USING INDEX idx_events_session (session_id=?) + USE TEMP B-TREE FOR ORDER BY",
     ]);
+    // Upstream's agent list (what agents-by-last-activity replaced): every agent scanned and sorted.
+    const agents = "SELECT a.*, COALESCE((SELECT MAX(e.created_at) FROM events e WHERE e.agent_id = a.id), a.ended_at, a.started_at) AS last_activity FROM agents a ORDER BY last_activity DESC LIMIT ? OFFSET ?";
+    expect(planProblems(agents, db.prepare(`EXPLAIN QUERY PLAN ${agents}`).all(100, 0) as PlanRow[])).toEqual(["SCAN a + USE TEMP B-TREE FOR ORDER BY"]);
     const walk = "SELECT * FROM events ORDER BY created_at DESC, id DESC";
     expect(planProblems(walk, db.prepare(`EXPLAIN QUERY PLAN ${walk}`).all() as PlanRow[])).not.toEqual([]);
-  }, 240_000);
-
-  // Known and left (issue #13): GET /api/agents orders every agent by a computed last activity (upstream's
-  // listAgents; the fixture by started_at without an index), a full scan of agents and a sort. When a patch
-  // bounds it, this starts failing: turn it into a case of the list above.
-  it.fails("GET /api/agents?limit=100: still scans and sorts every agent (known, not yet patched)", async () => {
-    const { monitor, db, log } = await setUp();
-    const plans = await plansOf(monitor, db, log, "/api/agents?limit=100");
-    expect(plans.flatMap(({ sql, plan }) => planProblems(sql, plan))).toEqual([]);
   }, 240_000);
 });
