@@ -45,7 +45,8 @@ function appendTimes(treeDir: string, dir: string, n: number): { on: number[]; o
 const s = require(${JSON.stringify(path.join(treeDir, "server", "patch-runtime", "hook-spool.js"))});
 const { performance } = require("perf_hooks");
 const on = [], off = [];
-const data = { session_id: "bench-spool", cwd: "/tmp", tool_name: "Read", tool_input: { file_path: "/tmp/x.ts" }, sent_at_ms: Date.now() };
+const cwd = require("os").tmpdir();
+const data = { session_id: "bench-spool", cwd, tool_name: "Read", tool_input: { file_path: require("path").join(cwd, "x.ts") }, sent_at_ms: Date.now() };
 const envOn = { AGENT_MONITOR_SPOOL_DIR: ${JSON.stringify(dir)} }, envOff = { ...envOn, AGENT_MONITOR_SPOOL: "0" };
 for (let i = 0; i < ${n}; i++) {
   let t = performance.now(); s.spoolHookEvent("PreToolUse", data, envOn); on.push(performance.now() - t);
@@ -106,7 +107,7 @@ export async function runSpoolBench(o: { treeDir: string; agents?: number; secon
           const frames: string[] = [];
           for (let i = 0; i < backlog; i++) {
             const sid = `bench-backlog-${i % 100}`;
-            frames.push(spool.frame({ event_id: `b0000000-0000-4000-8000-${String(i).padStart(12, "0")}`, sent_at_ms: now - 600_000 + i, hook_type: "PreToolUse", data: { session_id: sid, cwd: "/tmp", tool_name: "Read", tool_input: { n: i } } }));
+            frames.push(spool.frame({ event_id: `b0000000-0000-4000-8000-${String(i).padStart(12, "0")}`, sent_at_ms: now - 600_000 + i, hook_type: "PreToolUse", data: { session_id: sid, cwd: os.tmpdir(), tool_name: "Read", tool_input: { n: i } } }));
           }
           writeFileSync(path.join(spoolDir, spool.segmentName(now - 10 * 60_000)), frames.join(""));
           from = 2000;
