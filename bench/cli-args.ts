@@ -1,4 +1,5 @@
 // `npm run bench` flags, declared once for scripts/lib/cli.ts (--help and the one-line errors come from here).
+import path from "node:path";
 import { existingPath, flag, helpText, intList, listOf, number, oneOf, option, parseCli } from "../scripts/lib/cli.ts";
 import { MODES, type Mode } from "../harness/protocol.ts";
 import type { HistorySize } from "../harness/history.ts";
@@ -62,7 +63,15 @@ waiting whenever any writer holds the lock; no server change can help)`,
       "<opts>",
       `extra Node options for the server process of both trees (give it
 with "=", the value starts with --), e.g.
---server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"`,
+--server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"
+(a relative directory is taken from where the bench runs, not the tree)`,
+    ),
+    "server-cpu": option(
+      "<n>",
+      `pin each server to CPU n and the bench, its workers and Chromium to the
+other CPUs (taskset): shows what the server does when the load generator
+and the pages are not its neighbours`,
+      number({ min: 0, whole: true }),
     ),
     watch: option(
       "<pages>",
@@ -118,6 +127,8 @@ export interface BenchOptions {
   companionBegin: "deferred" | "immediate";
   upstream: string | null;
   serverNodeOptions: string | null;
+  /** The CPU the server is pinned to (null: not pinned). */
+  serverCpu: number | null;
   /** Pages open during the watched runs (empty: none). */
   watch: WatchPage[];
   /** Agent counts that get the history pair of runs (unwatched, then watched). */
@@ -153,7 +164,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     bigMb: v["big-mb"] ?? (quick ? 2 : 4),
     companionBegin: v["companion-begin"],
     upstream: v.upstream ?? null,
-    serverNodeOptions: v["server-node-options"] ?? null,
+    serverNodeOptions: absoluteDirs(v["server-node-options"] ?? null),
+    serverCpu: v["server-cpu"] ?? null,
     watch,
     watchAgents: watch.length === 0 ? [] : v.watch === undefined ? agents.filter((n) => n === 22 || n === 64) : agents,
     history: v.history ?? (watch.length ? "large" : "none"),
@@ -164,4 +176,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     spool: v.spool,
     help,
   };
+}
+
+/** Node's --*-dir=<rel> options resolved against the bench's cwd (the server runs in its tree). */
+function absoluteDirs(options: string | null): string | null {
+  return options && options.replace(/(--[a-z-]+-dir=)(\S+)/g, (_m, flag: string, dir: string) => flag + path.resolve(dir));
 }

@@ -15,7 +15,7 @@ import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, existingTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
 import { historyDatabase, type HistoryDatabase, type HistorySize } from "../harness/history.ts";
 import { CommitWatch, quietApiTimings } from "./observe.ts";
-import { runWorkload, type PhaseObserver } from "../harness/workload.ts";
+import { pinToCpus, runWorkload, type PhaseObserver } from "../harness/workload.ts";
 import { PageWatch, type WatchPage } from "../harness/watch.ts";
 import { runSpoolBench, spoolRows } from "./spool.ts";
 
@@ -61,6 +61,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  const cpus = os.cpus().length;
+  if (opts.serverCpu !== null && (cpus < 2 || opts.serverCpu >= cpus)) {
+    console.error(`error: --server-cpu ${opts.serverCpu}: this machine has CPUs 0-${cpus - 1}; pinning needs 2 or more and one of them`);
+    return 1;
+  }
   const startedAt = new Date().toISOString();
   const node22 = ensureNode22(log);
   const node22Version = execFileSync(node22, ["-p", "process.versions.node"], { encoding: "utf8" }).trim();
@@ -91,6 +96,13 @@ async function main(argv: string[]): Promise<number> {
       buildErrors.push((err as Error).message);
       log(`  ${(err as Error).message}`);
     }
+  }
+  if (opts.serverCpu !== null) {
+    // After the builds (they use every core): from here on the bench, its workers, the companion and
+    // Chromium inherit the other CPUs; each server is moved to its own in runWorkload.
+    const others = [...Array(os.cpus().length).keys()].filter((c) => c !== opts.serverCpu);
+    pinToCpus(process.pid, others);
+    log(`pinned: server on CPU ${opts.serverCpu}; bench, workers, companion and Chromium on CPU ${others.join(",")}`);
   }
   const kinds = [...opts.trees, ...(opts.baseline ? (["baseline"] as const) : [])].filter((k) => trees[k]);
   if (kinds.length === 0) {
@@ -167,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
           bigBytes: Math.round(opts.bigMb * 1024 * 1024),
           companion: { begin: opts.companionBegin },
           serverNodeOptions: opts.serverNodeOptions ?? undefined,
+          serverCpu: opts.serverCpu ?? undefined,
           log,
           afterPhase: async ({ mode, url }) => {
             if (mode !== "fire-and-forget" || n !== shotAt || spec.history !== "none" || spec.watch.length) return;
@@ -226,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
     source,
     trees,
     options: opts,
-    environment: { node22: node22Version, benchNode: process.versions.node, cpus: os.cpus().length, platform: `${os.platform()} ${os.arch()}` },
+    environment: { node22: node22Version, benchNode: process.versions.node, cpus: os.cpus().length, serverCpu: opts.serverCpu, platform: `${os.platform()} ${os.arch()}` },
     runs,
     screenshots,
   };

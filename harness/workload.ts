@@ -2,12 +2,13 @@
 // and one phase per requested mode; each phase has its own N agents (own sessions and
 // transcripts) spread over a few worker processes. After the last phase the server is stopped
 // and the database is inspected read-only. Shared by `npm run bench` and the correctness test.
-import type { ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { UserError } from "../scripts/lib/errors.ts";
 import { cacheDir } from "../scripts/lib/paths.ts";
 import { forkTs, nextMessage } from "./children.ts";
 import { agentSpecs, phaseConfig, runPhase } from "../harness/agents.ts";
@@ -68,6 +69,8 @@ export interface WorkloadOptions {
   spool?: SpoolClient;
   /** Extra Node options for the server process (e.g. "--cpu-prof --cpu-prof-dir=<dir>"), after the probe's --require. */
   serverNodeOptions?: string;
+  /** Pin the server (all its threads) to this CPU (taskset); see pinToCpus. */
+  serverCpu?: number;
   /** Called after each phase's measurements, with the server and the companion still running. */
   afterPhase?: (phase: AfterPhase) => Promise<void>;
   /** Start the server on a copy of this database (a history, harness/history.ts) instead of an empty one. */
@@ -259,6 +262,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   try {
     if (opts.initialDb) copyFileSync(opts.initialDb, dbPath);
     monitor = await startMonitor({ treeDir: opts.treeDir, dbPath, env, startTimeoutMs: opts.initialDb ? 120_000 : undefined });
+    if (opts.serverCpu !== undefined) pinToCpus(monitor.child.pid!, [opts.serverCpu]);
     const serverStart = Date.now();
     const probe = await ServerProbe.connect(probeFile);
     if (!probe) log("  server probe did not report (no event-loop delay / CPU figures for this run)");
@@ -360,4 +364,10 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     if (process.env.AGENT_MONITOR_BENCH_KEEP) console.log(`kept ${workDir}`);
     else rmSync(workDir, { recursive: true, force: true });
   }
+}
+
+/** Sets the CPU affinity of a process and all its threads (Linux taskset); children started later inherit it. */
+export function pinToCpus(pid: number, cpus: number[]): void {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", cpus.join(","), String(pid)], { encoding: "utf8" });
+  if (r.error || r.status !== 0) throw new UserError(`could not pin process ${pid} to CPU ${cpus.join(",")} (${(r.error?.message ?? r.stderr).trim()}): install util-linux's taskset, or drop --server-cpu`);
 }

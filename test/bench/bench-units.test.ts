@@ -27,8 +27,15 @@ describe("bench flags", () => {
     expect(parseBenchArgs(["--modes", "blocking"]).phaseSeconds).toBe(16);
   });
 
+  it("a relative profile directory is taken from where the bench runs (the server's cwd is its tree)", () => {
+    const o = parseBenchArgs(["--server-node-options=--cpu-prof --cpu-prof-dir=bench-results/prof"]);
+    expect(o.serverNodeOptions).toBe(`--cpu-prof --cpu-prof-dir=${path.resolve("bench-results/prof")}`);
+    expect(parseBenchArgs(["--server-cpu", "1"]).serverCpu).toBe(1);
+    expect(parseBenchArgs([]).serverCpu).toBeNull();
+  });
+
   it("unknown or malformed flags are one-line errors", () => {
-    for (const argv of [["--nope"], ["--agents", "1,x"], ["--agents", "0"], ["--modes", "turbo"], ["--trees", "both"], ["--think-ms", "-1"], ["stray"], ["--baseline", "no/such/tree"]]) {
+    for (const argv of [["--nope"], ["--agents", "1,x"], ["--agents", "0"], ["--modes", "turbo"], ["--trees", "both"], ["--think-ms", "-1"], ["stray"], ["--baseline", "no/such/tree"], ["--server-cpu", "-1"], ["--server-cpu", "x"]]) {
       let err: unknown;
       try {
         parseBenchArgs(argv);
