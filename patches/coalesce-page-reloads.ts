@@ -6,6 +6,7 @@ import { Node, SyntaxKind, type CallExpression, type SourceFile } from "ts-morph
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { at, callAnchor, findAll, findOne } from "./lib/find.ts";
 import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
+import { perParse } from "./lib/memo.ts";
 
 const ID = "coalesce-page-reloads";
 const M = marker(ID);
@@ -71,6 +72,13 @@ interface Direct {
 /** Direct (uncoalesced) server calls in the file's eventBus subscribers. */
 function directCalls(file: AnyFile): Direct[] {
   if (!file.text.includes("subscribe")) return []; // not parsed at all (the gate walks every client file)
+  return directCallsOfParse(file);
+}
+
+// apply, verify, discover and the gate ask for the same text several times per ref.
+const directCallsOfParse = perParse(findDirectCalls);
+
+function findDirectCalls(file: AnyFile): Direct[] {
   const subs = findAll(file, SUBSCRIBE);
   if (subs.length === 0) return []; // most client files: no need to collect their loaders (the gate walks them all)
   const loaders = loadersOf(file.ast);

@@ -8,6 +8,7 @@ import { SyntaxKind, type Node } from "ts-morph";
 import { definePatch, marker, type TreeView, type VerifyFile } from "./define-patch.ts";
 import { At, finding, PatchTargetError } from "./lib/errors.ts";
 import { callAnchor, findOne } from "./lib/find.ts";
+import { perParse } from "./lib/memo.ts";
 
 const ID = "sessions-page-first";
 const M = marker(ID);
@@ -22,9 +23,8 @@ const AGENT_COUNT = /COUNT\(\s*a\.id\s*\)(\s+as\s+agent_count)/i;
 const LAST_ACTIVITY = /(\$\{\s*\w+\s*\})\s+as\s+last_activity/i;
 const PAGE_FIRST = /FROM\s+sessions\s+s\s+WHERE\s+s\.id\s+IN\s+\(\s*SELECT\s+id\s+FROM\s+\(\s*SELECT\s+s\.id,/i;
 
-function sqlTemplates(file: VerifyFile): Node[] {
-  return [SyntaxKind.TemplateExpression, SyntaxKind.NoSubstitutionTemplateLiteral].flatMap((k) => file.ast.getDescendantsOfKind(k));
-}
+const sqlTemplates = perParse((file: VerifyFile): Node[] =>
+  [SyntaxKind.TemplateExpression, SyntaxKind.NoSubstitutionTemplateLiteral].flatMap((k) => file.ast.getDescendantsOfKind(k)));
 
 /** `<line> …` for each paged session list (LIMIT ? OFFSET ?) that joins agents before its LIMIT. */
 function joinedPages(file: VerifyFile): { line: number; message: string }[] {
