@@ -66,6 +66,7 @@ with "=", the value starts with --), e.g.
 --server-node-options="--cpu-prof --cpu-prof-dir=bench-results/prof"
 (a relative directory is taken from where the bench runs, not the tree)`,
     ),
+    "page-profile": flag("record each watched page's CPU profile per phase (DevTools protocol), beside its screenshot (.cpuprofile)"),
     "server-cpu": option(
       "<n>",
       `pin each server to CPU n and the bench, its workers and Chromium to the
@@ -127,6 +128,8 @@ export interface BenchOptions {
   companionBegin: "deferred" | "immediate";
   upstream: string | null;
   serverNodeOptions: string | null;
+  /** Record the watched pages' CPU profiles. */
+  pageProfile: boolean;
   /** The CPU the server is pinned to (null: not pinned). */
   serverCpu: number | null;
   /** Pages open during the watched runs (empty: none). */
@@ -166,6 +169,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     upstream: v.upstream ?? null,
     serverNodeOptions: absoluteDirs(v["server-node-options"] ?? null),
     serverCpu: v["server-cpu"] ?? null,
+    pageProfile: v["page-profile"],
     watch,
     watchAgents: watch.length === 0 ? [] : v.watch === undefined ? agents.filter((n) => n === 22 || n === 64) : agents,
     history: v.history ?? (watch.length ? "large" : "none"),

@@ -129,7 +129,7 @@ async function main(argv: string[]): Promise<number> {
       const loadStart = os.loadavg()[0]!;
       const base = { tree: kind, agents: n, history: spec.history, watch: spec.watch } as const;
       const extra: Pick<RunRecord, "historyInfo" | "quiet" | "watched" | "commit"> = { watched: [], commit: [] };
-      const watch = spec.watch.length ? new PageWatch(spec.watch, { shotBase: `${reportBase(startedAt, path.resolve(opts.out))}-${kind}-N${n}`, log }) : null;
+      const watch = spec.watch.length ? new PageWatch(spec.watch, { shotBase: `${reportBase(startedAt, path.resolve(opts.out))}-${kind}-N${n}`, profile: opts.pageProfile, log }) : null;
       let commits: CommitWatch | null = null;
       const observer: PhaseObserver = {
         serverReady: async ({ url }) => {

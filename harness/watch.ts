@@ -3,8 +3,9 @@
 // API requests by path and their latency, long tasks, page errors, freshness (probe sessions
 // whose SessionStart / SessionEnd the page must show) and a screenshot at the end of the phase.
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Page } from "playwright-core";
+import type { CDPSession, Page } from "playwright-core";
 import { chromiumMissing, completeFirstRun, openBrowser, openSessions, type Browser } from "./browser.ts";
 import { freshnessSamples, longTaskFigures, requestsByPath, type FreshnessFigures, type LongTaskFigures, type PageRequest, type Probe, type RequestFigures, type Seen } from "./page-metrics.ts";
 import type { Mode } from "./protocol.ts";
@@ -120,6 +121,7 @@ export class PageWatch {
   private probing: Promise<void> | null = null;
   private stopProbing = false;
   private url = "";
+  private profiling: Array<Promise<CDPSession | null>> = [];
   readonly phases: WatchedPhase[] = [];
   /** The last measured phase's probe sessions and what each page recorded of them (for a test's own checks). */
   lastProbes: { probes: Probe[]; seen: Partial<Record<WatchPage, Seen[]>> } = { probes: [], seen: {} };
@@ -134,6 +136,8 @@ export class PageWatch {
       probeWaitMs?: number;
       /** A status filter to select on the Sessions page (e.g. "Completed": an ended probe comes onto it, whatever the load's activity). */
       sessionsFilter?: string;
+      /** Record each page's CPU profile (Chrome DevTools Protocol) per phase into <shotBase>-<tag>-<page>.cpuprofile. */
+      profile?: boolean;
       log?: (l: string) => void;
     },
   ) {}
@@ -177,6 +181,7 @@ export class PageWatch {
     }
     this.probes = [];
     this.stopProbing = false;
+    if (this.opts.profile) this.profiling = this.open.map((o) => startProfile(o.browser.page));
     if (this.open.length && !this.failure) this.probing = this.probeLoop();
   }
 
@@ -241,8 +246,16 @@ export class PageWatch {
     this.probing = null;
     const pages: WatchedPagePhase[] = [];
     this.lastProbes = { probes: [...this.probes], seen: {} };
-    for (const o of this.open) {
+    const sessions = await Promise.all(this.profiling);
+    this.profiling = [];
+    for (const [i, o] of this.open.entries()) {
       const { page } = o.browser;
+      const cdp = sessions[i];
+      if (cdp) {
+        const { profile } = await cdp.send("Profiler.stop");
+        writeFileSync(`${this.opts.shotBase}-${shotTag}-${o.name}.cpuprofile`, JSON.stringify(profile));
+        await cdp.detach().catch(() => {});
+      }
       const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
       const seen = await this.seen(page);
       this.lastProbes.seen[o.name] = seen;
@@ -277,5 +290,18 @@ export class PageWatch {
     await this.probing;
     for (const o of this.open) await o.browser.close().catch(() => {});
     this.open = [];
+  }
+}
+
+/** Starts the page's JS sampling profiler (null when the protocol refuses: the phase goes on unprofiled). */
+async function startProfile(page: Page): Promise<CDPSession | null> {
+  try {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 1000 });
+    await cdp.send("Profiler.start");
+    return cdp;
+  } catch {
+    return null;
   }
 }
