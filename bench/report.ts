@@ -62,7 +62,7 @@ export interface BenchReport {
   source: BenchSource;
   trees: Partial<Record<TreeKind, BuiltTree>>;
   options: BenchOptions;
-  environment: { node22: string; benchNode: string; cpus: number; serverCpu?: number | null; platform: string };
+  environment: { node22: string; benchNode: string; cpus: number; platform: string };
   runs: RunRecord[];
   /** Sessions page of each tree after the fire-and-forget phase (bench/screenshot.ts). */
   screenshots?: Screenshot[];
@@ -278,7 +278,7 @@ function markdown(report: BenchReport, svgName: string): string {
   lines.push(`- source: **${report.source.kind}** (\`${report.source.kind === "fixture" ? "test/fixtures/upstream" : "AGENT_MONITOR_UPSTREAM"}\`)`);
   for (const [kind, t] of Object.entries(report.trees)) lines.push(`- ${kind} tree: ${t!.buildNote || "built"}`);
   lines.push(
-    `- server: Node ${report.environment.node22}; bench, workers and companion: Node ${report.environment.benchNode}; ${report.environment.cpus} CPU(s), ${report.environment.platform}${report.environment.serverCpu != null ? `; server pinned to CPU ${report.environment.serverCpu}, everything else on the others (--server-cpu)` : ""}`,
+    `- server: Node ${report.environment.node22}; bench, workers and companion: Node ${report.environment.benchNode}; ${report.environment.cpus} CPU(s), ${report.environment.platform}${o.serverCpu != null ? `; server pinned to CPU ${o.serverCpu}, everything else on the others (--server-cpu)` : ""}`,
   );
   lines.push(
     `- agents: ${o.agents.join(", ")}; modes: ${o.modes.join(", ")}; ${o.phaseSeconds} s per phase; think ${o.thinkMs} ms; fire-and-forget delivery jitter ${o.jitterMs} ms; ${o.workers} worker process(es); every ${o.bigEvery || "–"}th agent starts with a ${o.bigMb} MB transcript${o.eventsPerAgent ? `; at most ${o.eventsPerAgent} events per agent` : ""}`,

@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
   if (opts.serverCpu !== null) {
     // After the builds (they use every core): from here on the bench, its workers, the companion and
     // Chromium inherit the other CPUs; each server is moved to its own in runWorkload.
-    const others = [...Array(os.cpus().length).keys()].filter((c) => c !== opts.serverCpu);
+    const others = [...Array(cpus).keys()].filter((c) => c !== opts.serverCpu);
     pinToCpus(process.pid, others);
     log(`pinned: server on CPU ${opts.serverCpu}; bench, workers, companion and Chromium on CPU ${others.join(",")}`);
   }
@@ -191,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
         for (const p of res.phases) log(phaseLine(p.metrics));
         log(
           `    integrity ${res.integrity}; server lived ${(res.serverLifetimeMs / 1000).toFixed(1)} s (${res.watchdogTicks} watchdog tick(s)); ` +
-            `load avg ${loadStart.toFixed(1)}→${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
+            `load avg ${loadStart.toFixed(1)}→${os.loadavg()[0]!.toFixed(1)} on ${cpus} CPUs`,
         );
         for (const e of res.serverErrors) log(`    server stderr: ${e.message} ×${e.count}`);
         extra.watched = watch?.phases ?? [];
@@ -239,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
     source,
     trees,
     options: opts,
-    environment: { node22: node22Version, benchNode: process.versions.node, cpus: os.cpus().length, serverCpu: opts.serverCpu, platform: `${os.platform()} ${os.arch()}` },
+    environment: { node22: node22Version, benchNode: process.versions.node, cpus, platform: `${os.platform()} ${os.arch()}` },
     runs,
     screenshots,
   };

@@ -251,9 +251,12 @@ export class PageWatch {
     for (const [i, o] of this.open.entries()) {
       const { page } = o.browser;
       const cdp = sessions[i];
+      // Like its start, a profile that cannot be taken (a crashed page) costs only the profile, not the phase's figures.
       if (cdp) {
-        const { profile } = await cdp.send("Profiler.stop");
-        writeFileSync(`${this.opts.shotBase}-${shotTag}-${o.name}.cpuprofile`, JSON.stringify(profile));
+        await cdp
+          .send("Profiler.stop")
+          .then(({ profile }) => writeFileSync(`${this.opts.shotBase}-${shotTag}-${o.name}.cpuprofile`, JSON.stringify(profile)))
+          .catch((err: Error) => this.opts.log?.(`    ${o.name}: no CPU profile (${err.message.split("\n")[0]})`));
         await cdp.detach().catch(() => {});
       }
       const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
