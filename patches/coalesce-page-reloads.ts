@@ -7,6 +7,7 @@ import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } f
 import { at, callAnchor, findAll, findOne } from "./lib/find.ts";
 import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { perParse } from "./lib/memo.ts";
+import { afterImports, importSpecifier } from "./lib/ast.ts";
 
 const ID = "coalesce-page-reloads";
 const M = marker(ID);
@@ -123,15 +124,6 @@ function findDirectCalls(file: AnyFile): Direct[] {
 
 const reviewed = (file: string, d: Direct) => REVIEWED_DIRECT[`${file}#${d.callee}`] !== undefined;
 
-function importPath(file: string): string {
-  const from = file.split("/").slice(0, -1);
-  const to = COALESCE_FILE.replace(/\.ts$/, "").split("/");
-  let i = 0;
-  while (i < from.length && from[i] === to[i]) i++;
-  const rel = [...from.slice(i).map(() => ".."), ...to.slice(i)].join("/");
-  return rel.startsWith(".") ? rel : `./${rel}`;
-}
-
 const hasImport = (file: AnyFile) => /import\s*\{\s*coalesced\s*\}\s*from\s*["'][^"']*lib\/coalesce["']/.test(file.text);
 
 function apply(file: PatchFile): void {
@@ -146,9 +138,7 @@ function apply(file: PatchFile): void {
   }
   for (const d of fixable) file.edit.overwrite(d.node.getStart(), d.node.getEnd(), d.replacement!);
   if (!hasImport(file)) {
-    const imports = file.ast.getImportDeclarations();
-    const at = imports.length ? imports[imports.length - 1].getEnd() : 0;
-    file.edit.appendLeft(at, `\n${M}\nimport { coalesced } from "${importPath(file.path)}";`);
+    file.edit.appendLeft(afterImports(file.ast), `\n${M}\nimport { coalesced } from "${importSpecifier(file.path, COALESCE_FILE)}";`);
   }
 }
 

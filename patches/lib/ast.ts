@@ -1,4 +1,5 @@
 // Small AST helpers the patches share (locating only; edits go through magic-string).
+import path from "node:path";
 import { noteAnchor } from "./anchors.ts";
 import { type ArrowFunction, type FunctionDeclaration, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
 
@@ -40,4 +41,16 @@ export function indentAt(text: string, pos: number): string {
 /** Leading whitespace of the line `node` starts on. */
 export function indentOf(text: string, node: Node): string {
   return indentAt(text, node.getStart());
+}
+
+/** The relative module specifier by which `fromFile` imports `toFile` (posix tree paths; extension dropped), e.g. "./lib/coalesce". */
+export function importSpecifier(fromFile: string, toFile: string): string {
+  const rel = path.posix.relative(path.posix.dirname(fromFile), toFile).replace(/\.(tsx?|jsx?)$/, "");
+  return rel.startsWith(".") ? rel : `./${rel}`;
+}
+
+/** The offset right after the file's last import declaration (0 when it has none): where an added import goes. */
+export function afterImports(sf: SourceFile): number {
+  const imports = sf.getImportDeclarations();
+  return imports.length ? imports[imports.length - 1].getEnd() : 0;
 }
