@@ -94,8 +94,8 @@ function makeTreeView(paths: string[], read: (f: string) => string, added: Set<s
 // one `yield*` per level above it: on a deep TSX page that is most of what a client patch's locators
 // cost (a drift run spent ~5 s there). The same walk, in the same order (the node's children as
 // ts-morph lists them, then each child's subtree by forEachChild, pre-order), without generators.
-// Only the syntax-node kinds ts-morph itself walks by forEachChild take this path; any other
-// search (tokens, from a SyntaxList) goes to ts-morph's own.
+// The syntax-node kinds ts-morph itself walks by forEachChild, and string literals (below), take
+// this path; any other search (other tokens, from a SyntaxList) goes to ts-morph's own.
 type WalkedNode = {
   compilerNode: ts.Node;
   _getCompilerForEachChildren(): ts.Node[];
@@ -103,7 +103,13 @@ type WalkedNode = {
 };
 const nodeProto = Node.prototype as unknown as { getDescendantsOfKind(this: WalkedNode, kind: SyntaxKind): unknown[] };
 const ownWalk = nodeProto.getDescendantsOfKind;
-const byForEachChild = (k: SyntaxKind, searching: SyntaxKind) => searching >= SyntaxKind.FirstNode && searching < SyntaxKind.FirstJSDocNode && k !== SyntaxKind.SyntaxList;
+// String literals are tokens, which ts-morph finds by materialising every token of the file
+// (getChildren, the scanner, and the garbage of it: ~1 s of a drift run, for the patches that read
+// SQL literals); forEachChild reaches each of them too, as the literal of its parent. It skips only
+// JSDoc, where a SQL string never is.
+const LITERALS = new Set([SyntaxKind.StringLiteral, SyntaxKind.NoSubstitutionTemplateLiteral]);
+const byForEachChild = (k: SyntaxKind, searching: SyntaxKind) =>
+  ((searching >= SyntaxKind.FirstNode && searching < SyntaxKind.FirstJSDocNode) || LITERALS.has(searching)) && k !== SyntaxKind.SyntaxList;
 nodeProto.getDescendantsOfKind = function (this: WalkedNode, kind: SyntaxKind): unknown[] {
   if (!byForEachChild(this.compilerNode.kind, kind)) return ownWalk.call(this, kind);
   const found: ts.Node[] = [];
