@@ -11,6 +11,7 @@ import type { BenchSource, BuiltTree, TreeKind } from "./trees.ts";
 import type { HistorySize } from "../harness/history.ts";
 import type { CommitFigures, QuietTiming } from "./observe.ts";
 import type { WatchedPagePhase, WatchedPhase, WatchPage } from "../harness/watch.ts";
+import type { MainThreadFigures } from "../harness/page-metrics.ts";
 
 export interface RunRecord {
   tree: TreeKind;
@@ -118,6 +119,11 @@ function show(v: Value, digits = 0): string {
   return v.toFixed(digits);
 }
 
+/** `busy (script / layout / style / other)` in % of the phase, e.g. `38 (12 / 9 / 6 / 11)`. */
+function mainThreadCell(m: MainThreadFigures): string {
+  return `${show(m.busy)} (${[m.script, m.layout, m.style, m.other].map((v) => show(v)).join(" / ")})`;
+}
+
 function ratio(unp: Value, pat: Value): string {
   if (typeof unp !== "number" || typeof pat !== "number" || !Number.isFinite(unp) || !Number.isFinite(pat)) {
     return typeof unp === "string" && typeof pat === "string" && unp === pat ? "=" : "";
@@ -195,6 +201,7 @@ function watchedFigures(pages: readonly WatchPage[]): WatchedFigure[] {
       { label: `${page}: new session shown p50 ms (n)`, get: w(page, (p) => `${show(p.freshness.appeared?.p50 ?? null)} (${p.freshness.appeared?.samples.length ?? 0})`) },
       { label: `${page}: long tasks % of phase`, get: w(page, (p) => p.longTasks.percent), digits: 1 },
       { label: `${page}: Total Blocking Time ms`, get: w(page, (p) => p.longTasks.tbtMs), digits: 0 },
+      { label: `${page}: main thread busy % (script / layout / style / other)`, get: w(page, (p) => (p.mainThread ? mainThreadCell(p.mainThread) : "–")) },
       { label: `${page}: page errors`, get: w(page, (p) => p.errors.length) },
     );
   }
@@ -379,7 +386,7 @@ function watchedMarkdown(report: BenchReport): string[] {
   }
   lines.push(
     "",
-    "- **watched**: the pages stay open in headless Chromium (one browser context each, past the first-run screens) from the server's start to its stop; figures are per phase. **API requests/s, p50/p99**: the page's own requests under `/api/` (`requestfinished`, `request.timing()` from start to response end). **freshness**: during the phase probe sessions are posted one after the other (SessionStart; once the Sessions page shows it, or after 2 s, SessionEnd); a MutationObserver in each page records when the probe comes onto the page, leaves it, and when a row of it reads Completed. Each sample: from the SessionEnd's 200 until a row of it reads Completed (the Sessions page) or, on a page of active sessions, it leaves the page (missed: neither within 10 s). **new session shown**: from the SessionStart's 200 until the probe came onto the page (under load it can leave the first page, sorted by last activity, before a reload: not counted as a miss). **long tasks**: PerformanceObserver `longtask` summed over the phase, as % of its wall time; **Total Blocking Time**: the part of each beyond 50 ms. **page errors**: console errors and uncaught page errors during the phase.",
+    "- **watched**: the pages stay open in headless Chromium (one browser context each, past the first-run screens) from the server's start to its stop; figures are per phase. **API requests/s, p50/p99**: the page's own requests under `/api/` (`requestfinished`, `request.timing()` from start to response end). **freshness**: during the phase probe sessions are posted one after the other (SessionStart; once the Sessions page shows it, or after 2 s, SessionEnd); a MutationObserver in each page records when the probe comes onto the page, leaves it, and when a row of it reads Completed. Each sample: from the SessionEnd's 200 until a row of it reads Completed (the Sessions page) or, on a page of active sessions, it leaves the page (missed: neither within 10 s). **new session shown**: from the SessionStart's 200 until the probe came onto the page (under load it can leave the first page, sorted by last activity, before a reload: not counted as a miss). **long tasks**: PerformanceObserver `longtask` summed over the phase, as % of its wall time; **Total Blocking Time**: the part of each beyond 50 ms. **main thread busy**: the renderer's main thread over the phase (DevTools protocol `Performance.getMetrics`: TaskDuration, and of it ScriptDuration, LayoutDuration, RecalcStyleDuration; other = the rest: paint, compositing, parsing, GC), % of wall time. **page errors**: console errors and uncaught page errors during the phase.",
     "- **f&f: until committed**: fire-and-forget phases; a read-only connection polls `events` for new rows every 25 ms (the resolution) and takes now − the hook's send stamp `sent_at_ms` (stamped before the 0..jitter delivery delay).",
     "",
   );

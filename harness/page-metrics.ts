@@ -137,3 +137,25 @@ export function longTaskFigures(tasks: ReadonlyArray<readonly [number, number]>,
     tbtMs: inWindow.reduce((a, [, d]) => a + Math.max(0, d - 50), 0),
   };
 }
+
+/** The page's main thread over a phase (DevTools protocol Performance.getMetrics, cumulative seconds). */
+export interface MainThreadFigures {
+  /** Busy (every task), % of the phase's wall time, and its parts: scripts, layout, style recalculation, and the rest (paint, compositing, parsing, GC). */
+  busy: number;
+  script: number;
+  layout: number;
+  style: number;
+  other: number;
+}
+
+export type PerformanceMetrics = Record<string, number>;
+
+/** The main thread's figures from two Performance.getMetrics readings taken `wallMs` apart. */
+export function mainThreadFigures(before: PerformanceMetrics, after: PerformanceMetrics, wallMs: number): MainThreadFigures {
+  const pct = (name: string) => (wallMs > 0 ? (100 * 1000 * ((after[name] ?? 0) - (before[name] ?? 0))) / wallMs : Number.NaN);
+  const busy = pct("TaskDuration");
+  const script = pct("ScriptDuration");
+  const layout = pct("LayoutDuration");
+  const style = pct("RecalcStyleDuration");
+  return { busy, script, layout, style, other: Math.max(0, busy - script - layout - style) };
+}

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { CDPSession, Page } from "playwright-core";
 import { chromiumMissing, completeFirstRun, openBrowser, openSessions, type Browser } from "./browser.ts";
-import { freshnessSamples, longTaskFigures, requestsByPath, type FreshnessFigures, type LongTaskFigures, type PageRequest, type Probe, type RequestFigures, type Seen } from "./page-metrics.ts";
+import { freshnessSamples, longTaskFigures, mainThreadFigures, requestsByPath, type FreshnessFigures, type LongTaskFigures, type MainThreadFigures, type PageRequest, type PerformanceMetrics, type Probe, type RequestFigures, type Seen } from "./page-metrics.ts";
 import type { Mode } from "./protocol.ts";
 
 export const WATCH_PAGES = ["sessions", "dashboard", "session"] as const;
@@ -17,6 +17,8 @@ export interface WatchedPagePhase {
   page: WatchPage;
   requests: RequestFigures & { byPath: Array<RequestFigures & { path: string }> };
   longTasks: LongTaskFigures;
+  /** Where the page's main thread time went (null when the protocol could not read it). */
+  mainThread: MainThreadFigures | null;
   freshness: FreshnessFigures;
   errors: string[];
   /** File name beside the report, or null (then note says why). */
@@ -122,6 +124,7 @@ export class PageWatch {
   private stopProbing = false;
   private url = "";
   private profiling: Array<Promise<CDPSession | null>> = [];
+  private metricsAtStart: Array<Promise<{ cdp: CDPSession; metrics: PerformanceMetrics } | null>> = [];
   readonly phases: WatchedPhase[] = [];
   /** The last measured phase's probe sessions and what each page recorded of them (for a test's own checks). */
   lastProbes: { probes: Probe[]; seen: Partial<Record<WatchPage, Seen[]>> } = { probes: [], seen: {} };
@@ -182,6 +185,7 @@ export class PageWatch {
     this.probes = [];
     this.stopProbing = false;
     if (this.opts.profile) this.profiling = this.open.map((o) => startProfile(o.browser.page));
+    this.metricsAtStart = this.open.map((o) => readMetrics(o.browser.page));
     if (this.open.length && !this.failure) this.probing = this.probeLoop();
   }
 
@@ -248,6 +252,8 @@ export class PageWatch {
     this.lastProbes = { probes: [...this.probes], seen: {} };
     const sessions = await Promise.all(this.profiling);
     this.profiling = [];
+    const atStart = await Promise.all(this.metricsAtStart);
+    this.metricsAtStart = [];
     for (const [i, o] of this.open.entries()) {
       const { page } = o.browser;
       const cdp = sessions[i];
@@ -259,6 +265,9 @@ export class PageWatch {
           .catch((err: Error) => this.opts.log?.(`    ${o.name}: no CPU profile (${err.message.split("\n")[0]})`));
         await cdp.detach().catch(() => {});
       }
+      const start = atStart[i];
+      const end = start ? await getMetrics(start.cdp) : null;
+      if (start) await start.cdp.detach().catch(() => {});
       const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
       const seen = await this.seen(page);
       this.lastProbes.seen[o.name] = seen;
@@ -275,6 +284,7 @@ export class PageWatch {
         page: o.name,
         requests: requestsByPath(o.requests, this.phaseFrom, to),
         longTasks: longTaskFigures(tasks, this.phaseFrom, to),
+        mainThread: start && end ? mainThreadFigures(start.metrics, end, to - this.phaseFrom) : null,
         // A page that showed none of the probes (a session's detail, a dashboard without them) has no freshness, rather than all misses.
         freshness:
           o.name === "sessions" || seen.some((x) => this.probes.some((p) => p.prefix === x.prefix)) ? freshnessSamples(this.probes, seen) : freshnessSamples([], []),
@@ -293,6 +303,27 @@ export class PageWatch {
     await this.probing;
     for (const o of this.open) await o.browser.close().catch(() => {});
     this.open = [];
+  }
+}
+
+/** The page's cumulative Performance metrics through a CDP session of its own (null when the protocol refuses: the phase goes on without them). */
+async function readMetrics(page: Page): Promise<{ cdp: CDPSession; metrics: PerformanceMetrics } | null> {
+  try {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Performance.enable");
+    const metrics = await getMetrics(cdp);
+    return metrics ? { cdp, metrics } : null;
+  } catch {
+    return null;
+  }
+}
+
+async function getMetrics(cdp: CDPSession): Promise<PerformanceMetrics | null> {
+  try {
+    const { metrics } = await cdp.send("Performance.getMetrics");
+    return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+  } catch {
+    return null;
   }
 }
 

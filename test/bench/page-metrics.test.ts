@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { parseBenchArgs } from "../../bench/cli-args.ts";
 import { UserError } from "../../scripts/lib/errors.ts";
-import { apiPath, freshnessSamples, longTaskFigures, requestsByPath, type PageRequest, type Seen } from "../../harness/page-metrics.ts";
+import { apiPath, freshnessSamples, longTaskFigures, mainThreadFigures, requestsByPath, type PageRequest, type Seen } from "../../harness/page-metrics.ts";
 import { INIT_SCRIPT } from "../../harness/watch.ts";
 import { chromiumMissing, openBrowser } from "../../harness/browser.ts";
 
@@ -88,6 +88,14 @@ describe("long tasks", () => {
   it("sums the tasks that started in the window, as % of it, and their Total Blocking Time", () => {
     const f = longTaskFigures([[900, 500], [1000, 60], [1500, 140], [2000, 80]], 1000, 2000);
     expect(f).toEqual({ count: 2, totalMs: 200, percent: 20, tbtMs: 100 });
+  });
+});
+
+describe("main thread", () => {
+  it("turns two cumulative Performance.getMetrics readings (seconds) into % of the phase, the rest as other", () => {
+    const before = { TaskDuration: 10, ScriptDuration: 4, LayoutDuration: 1, RecalcStyleDuration: 0.5 };
+    const after = { TaskDuration: 14, ScriptDuration: 5, LayoutDuration: 1.5, RecalcStyleDuration: 1 };
+    expect(mainThreadFigures(before, after, 10_000)).toEqual({ busy: 40, script: 10, layout: 5, style: 5, other: 20 });
   });
 });
 
