@@ -150,9 +150,13 @@ export interface MainThreadFigures {
 
 export type PerformanceMetrics = Record<string, number>;
 
-/** The main thread's figures from two Performance.getMetrics readings taken `wallMs` apart. */
+/**
+ * The main thread's figures from two Performance.getMetrics readings: over the time between them
+ * (their `Timestamp`, seconds), or `wallMs` when the readings carry none.
+ */
 export function mainThreadFigures(before: PerformanceMetrics, after: PerformanceMetrics, wallMs: number): MainThreadFigures {
-  const pct = (name: string) => (wallMs > 0 ? (100 * 1000 * ((after[name] ?? 0) - (before[name] ?? 0))) / wallMs : Number.NaN);
+  const between = after.Timestamp !== undefined && before.Timestamp !== undefined ? 1000 * (after.Timestamp - before.Timestamp) : wallMs;
+  const pct = (name: string) => (between > 0 ? (100 * 1000 * ((after[name] ?? 0) - (before[name] ?? 0))) / between : Number.NaN);
   const busy = pct("TaskDuration");
   const script = pct("ScriptDuration");
   const layout = pct("LayoutDuration");

@@ -245,6 +245,15 @@ export class PageWatch {
   /** Measure the phase that just ended and screenshot each page. */
   async phaseEnd(mode: Mode, index: number, shotTag: string): Promise<WatchedPhase> {
     const to = Date.now();
+    // The main thread's readings at the phase's end, before the probes and profiles are wound down.
+    const mainThread = this.metricsAtStart.map((p) =>
+      p.then(async (start) => {
+        const end = start && (await getMetrics(start.cdp));
+        await start?.cdp.detach().catch(() => {});
+        return start && end ? mainThreadFigures(start.metrics, end, to - this.phaseFrom) : null;
+      }),
+    );
+    this.metricsAtStart = [];
     this.stopProbing = true;
     await this.probing;
     this.probing = null;
@@ -252,8 +261,7 @@ export class PageWatch {
     this.lastProbes = { probes: [...this.probes], seen: {} };
     const sessions = await Promise.all(this.profiling);
     this.profiling = [];
-    const atStart = await Promise.all(this.metricsAtStart);
-    this.metricsAtStart = [];
+    const threads = await Promise.all(mainThread);
     for (const [i, o] of this.open.entries()) {
       const { page } = o.browser;
       const cdp = sessions[i];
@@ -265,9 +273,6 @@ export class PageWatch {
           .catch((err: Error) => this.opts.log?.(`    ${o.name}: no CPU profile (${err.message.split("\n")[0]})`));
         await cdp.detach().catch(() => {});
       }
-      const start = atStart[i];
-      const end = start ? await getMetrics(start.cdp) : null;
-      if (start) await start.cdp.detach().catch(() => {});
       const tasks = await page.evaluate(() => (window as unknown as { __benchLongTasks: Array<[number, number]> }).__benchLongTasks).catch(() => []);
       const seen = await this.seen(page);
       this.lastProbes.seen[o.name] = seen;
@@ -284,7 +289,7 @@ export class PageWatch {
         page: o.name,
         requests: requestsByPath(o.requests, this.phaseFrom, to),
         longTasks: longTaskFigures(tasks, this.phaseFrom, to),
-        mainThread: start && end ? mainThreadFigures(start.metrics, end, to - this.phaseFrom) : null,
+        mainThread: threads[i] ?? null,
         // A page that showed none of the probes (a session's detail, a dashboard without them) has no freshness, rather than all misses.
         freshness:
           o.name === "sessions" || seen.some((x) => this.probes.some((p) => p.prefix === x.prefix)) ? freshnessSamples(this.probes, seen) : freshnessSamples([], []),

@@ -97,6 +97,12 @@ describe("main thread", () => {
     const after = { TaskDuration: 14, ScriptDuration: 5, LayoutDuration: 1.5, RecalcStyleDuration: 1 };
     expect(mainThreadFigures(before, after, 10_000)).toEqual({ busy: 40, script: 10, layout: 5, style: 5, other: 20 });
   });
+
+  it("takes the window from the readings' own Timestamp when they carry one", () => {
+    const before = { Timestamp: 100, TaskDuration: 10, ScriptDuration: 4, LayoutDuration: 1, RecalcStyleDuration: 0.5 };
+    const after = { Timestamp: 108, TaskDuration: 14, ScriptDuration: 5, LayoutDuration: 1.5, RecalcStyleDuration: 1 };
+    expect(mainThreadFigures(before, after, 10_000)).toEqual({ busy: 50, script: 12.5, layout: 6.25, style: 6.25, other: 25 });
+  });
 });
 
 describe("--watch and --history", () => {
