@@ -2,7 +2,7 @@
 // machine's Node 20 (better-sqlite3 12 is compiled for it), so Node 22 lives in its own
 // git-ignored prefix and is always called by path, never put on PATH or in node_modules/.bin.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "./paths.ts";
 
@@ -17,7 +17,11 @@ export function node22Path(): string | null {
   return existsSync(bundledBinary) ? bundledBinary : null;
 }
 
-/** Returns a Node 22 binary, installing the npm package node@22 into .cache/node22 once. */
+/**
+ * Returns a Node 22 binary, installing the npm package node@22 into .cache/node22 once. Safe when
+ * several processes ask at once (the test workers of a fresh clone): each installs into a prefix of
+ * its own and renames it into place; the first rename wins and the others use its binary.
+ */
 export function ensureNode22(log: (line: string) => void = () => {}): string {
   const found = node22Path();
   if (found) {
@@ -25,17 +29,35 @@ export function ensureNode22(log: (line: string) => void = () => {}): string {
     return found;
   }
   log(`installing ${NODE22_SPEC} into .cache/node22 (one time)`);
-  mkdirSync(node22Prefix, { recursive: true });
+  const tmp = `${node22Prefix}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
   try {
-    execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", node22Prefix, NODE22_SPEC], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", tmp, NODE22_SPEC], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(bundledBinary)) return bundledBinary; // another process installed it meanwhile
+    const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim().split("\n").filter(Boolean).pop();
     throw new Error(
-      `could not install ${NODE22_SPEC} into .cache/node22 (${(err as Error).message.split("\n")[0]}); ` +
+      `could not install ${NODE22_SPEC} into .cache/node22 (${stderr ?? (err as Error).message.split("\n")[0]}); ` +
         `install Node 22 yourself and set AGENT_MONITOR_NODE=/path/to/node`,
     );
   }
+  // The rename fails when another process put its install in place first (then its binary is
+  // there) or a prefix is left by an interrupted install (no binary: it makes way).
+  const place = () => {
+    try {
+      renameSync(tmp, node22Prefix);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!place() && !existsSync(bundledBinary)) {
+    rmSync(node22Prefix, { recursive: true, force: true });
+    place();
+  }
+  rmSync(tmp, { recursive: true, force: true });
   if (!existsSync(bundledBinary)) throw new Error(`${NODE22_SPEC} installed but ${bundledBinary} is missing`);
   assertMajorAtLeast(bundledBinary, 22);
   return bundledBinary;
