@@ -120,7 +120,7 @@ function show(v: Value, digits = 0): string {
 }
 
 /** `busy (script / layout / style / other)` in % of the phase, e.g. `38 (12 / 9 / 6 / 11)`. */
-function mainThreadCell(m: MainThreadFigures): string {
+export function mainThreadCell(m: MainThreadFigures): string {
   return `${show(m.busy)} (${[m.script, m.layout, m.style, m.other].map((v) => show(v)).join(" / ")})`;
 }
 

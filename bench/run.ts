@@ -9,7 +9,7 @@ import { repoRoot } from "../scripts/lib/paths.ts";
 import { benchHelp, parseBenchArgs, type BenchOptions } from "./cli-args.ts";
 import { UserError } from "../scripts/lib/errors.ts";
 import type { PhaseMetrics } from "../harness/metrics.ts";
-import { comparisonRows, reportBase, textTable, variantLabel, variants, watchedRows, writeReport, type BenchReport, type RunRecord } from "./report.ts";
+import { comparisonRows, mainThreadCell, reportBase, textTable, variantLabel, variants, watchedRows, writeReport, type BenchReport, type RunRecord } from "./report.ts";
 import { screenshotSessions, type Screenshot } from "./screenshot.ts";
 import { ensureRuntimeDeps } from "../scripts/pipeline/install.ts";
 import { buildTree, existingTree, resolveSource, type BuiltTree, type TreeKind } from "./trees.ts";
@@ -155,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
               log(
                 `    ${pg.page}: ${pg.requests.perSec.toFixed(1)} API req/s, p50 ${pg.requests.p50.toFixed(0)} p99 ${pg.requests.p99.toFixed(0)} ms; ` +
                   `freshness p50 ${pg.freshness.p50.toFixed(0)} p99 ${pg.freshness.p99.toFixed(0)} ms (${pg.freshness.samples.length} samples, ${pg.freshness.missed} missed); ` +
-                  `long tasks ${pg.longTasks.percent.toFixed(1)} %; ${pg.mainThread ? `main thread busy ${pg.mainThread.busy.toFixed(0)} % (script ${pg.mainThread.script.toFixed(0)}, layout ${pg.mainThread.layout.toFixed(0)}, style ${pg.mainThread.style.toFixed(0)}, other ${pg.mainThread.other.toFixed(0)}); ` : ""}errors ${pg.errors.length}; ${pg.screenshot ?? pg.note}`,
+                  `long tasks ${pg.longTasks.percent.toFixed(1)} %; ${pg.mainThread ? `main thread busy % (script / layout / style / other) ${mainThreadCell(pg.mainThread)}; ` : ""}errors ${pg.errors.length}; ${pg.screenshot ?? pg.note}`,
               );
             }
           }

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { Node, SyntaxKind, type CallExpression } from "ts-morph";
 import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } from "./define-patch.ts";
-import { afterImports, importSpecifier, isFnLike } from "./lib/ast.ts";
+import { afterImports, hasNamedImport, importSpecifier, isFnLike, localDeclaration } from "./lib/ast.ts";
 import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { at, callAnchor, findAll, findOne, nearestCandidate } from "./lib/find.ts";
 
@@ -35,9 +35,8 @@ const isBatched = (c: CallExpression) => c.getExpression().getText() === BATCHED
 function handlerOf(call: CallExpression): Node | null {
   let arg: Node | undefined = call.getArguments()[0];
   if (arg && Node.isIdentifier(arg)) {
-    const name = arg.getText();
-    const decl = call.getSourceFile().getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === name);
-    arg = decl?.getInitializer() ?? call.getSourceFile().getDescendantsOfKind(SyntaxKind.FunctionDeclaration).find((d) => d.getName() === name);
+    const decl = localDeclaration(call.getSourceFile(), arg.getText());
+    arg = decl && Node.isVariableDeclaration(decl) ? decl.getInitializer() : decl;
   }
   if (arg && Node.isCallExpression(arg) && arg.getExpression().getText() === "useCallback") arg = arg.getArguments()[0];
   return arg && (isFnLike(arg) || Node.isFunctionDeclaration(arg)) ? arg : null;
@@ -45,7 +44,7 @@ function handlerOf(call: CallExpression): Node | null {
 
 const callsIn = (fn: Node) => fn.getDescendantsOfKind(SyntaxKind.CallExpression);
 
-const hasImport = (file: AnyFile) => new RegExp(`import\\s*\\{\\s*${BATCHED}\\s*\\}\\s*from\\s*["'][^"']*lib/frame-batch["']`).test(file.text);
+const hasImport = (file: AnyFile) => hasNamedImport(file.text, BATCHED, "lib/frame-batch");
 
 function apply(file: PatchFile): void {
   const hook = findOne(ID, file, WS_HOOK);
@@ -54,9 +53,10 @@ function apply(file: PatchFile): void {
     throw new PatchTargetError(ID, file.path, "useWebSocket(onMessage) with onMessage a function (inline, or const onMessage = useCallback((msg) => …))", 0,
       finding`Nearest candidate: ${at(hook)}: ${hook.getText().split("\n")[0]} (its argument is not a function the patch can read).`);
   }
-  const publishes = callsIn(handler).filter(isPublish);
-  if (publishes.length === 0 && !callsIn(handler).some(isBatched)) {
-    const near = nearestCandidate(callsIn(handler), `${PUBLISH}(msg)`);
+  const calls = callsIn(handler);
+  const publishes = calls.filter(isPublish);
+  if (publishes.length === 0 && !calls.some(isBatched)) {
+    const near = nearestCandidate(calls, `${PUBLISH}(msg)`);
     throw new PatchTargetError(ID, file.path, `call ${PUBLISH}(msg) in the function handed to useWebSocket`, 0,
       near ? finding`Nearest candidate: ${at(near)}: ${near.getText().split("\n")[0]}` : finding`The handler at ${at(handler)} makes no call. Renamed or removed upstream?`);
   }
@@ -69,15 +69,17 @@ function apply(file: PatchFile): void {
 
 function verify(file: VerifyFile): Finding[] {
   const problems: Finding[] = [];
-  for (const hook of findAll(file, WS_HOOK)) {
+  const hooks = findAll(file, WS_HOOK);
+  for (const hook of hooks) {
     const handler = handlerOf(hook);
     if (!handler) problems.push(finding`${at(hook)}: useWebSocket's handler is not a function the gate can read`);
     else {
-      for (const c of callsIn(handler).filter(isPublish)) problems.push(finding`${at(c)}: the WebSocket handler calls ${PUBLISH} directly (one task per frame), not ${BATCHED}`);
-      if (!callsIn(handler).some(isBatched)) problems.push(finding`${at(handler)}: the WebSocket handler does not call ${BATCHED}`);
+      const calls = callsIn(handler);
+      for (const c of calls.filter(isPublish)) problems.push(finding`${at(c)}: the WebSocket handler calls ${PUBLISH} directly (one task per frame), not ${BATCHED}`);
+      if (!calls.some(isBatched)) problems.push(finding`${at(handler)}: the WebSocket handler does not call ${BATCHED}`);
     }
   }
-  if (findAll(file, WS_HOOK).length === 0) problems.push(`no useWebSocket(…) call`);
+  if (hooks.length === 0) problems.push(`no useWebSocket(…) call`);
   if (!hasImport(file)) problems.push(`no import of ${BATCHED} from ${FRAME_BATCH_FILE}`);
   return problems;
 }
@@ -104,8 +106,9 @@ function scan(tree: TreeView): { direct: string[]; exceptions: string[]; handler
     if (text.includes("useWebSocket(")) handlers += findAll(tree.file(f), WS_HOOK).length;
     if (!/eventBus\s*\.\s*publish\s*\(/.test(text)) continue;
     for (const c of findAll(tree.file(f), callAnchor(PUBLISH))) {
-      const key = `${f}#${enclosingName(c)}`;
-      const line = `${f}:${c.getStartLineNumber()} ${PUBLISH} outside the batcher (in ${enclosingName(c)})`;
+      const within = enclosingName(c);
+      const key = `${f}#${within}`;
+      const line = `${f}:${c.getStartLineNumber()} ${PUBLISH} outside the batcher (in ${within})`;
       if (REVIEWED_DIRECT[key] !== undefined) exceptions.push(`${line}: reviewed, ${REVIEWED_DIRECT[key]}`);
       else direct.push(`${line}: WebSocket frames must reach the pages through ${BATCHED}`);
     }

@@ -7,7 +7,7 @@ import { definePatch, marker, type PatchFile, type TreeView, type VerifyFile } f
 import { at, callAnchor, findAll, findOne } from "./lib/find.ts";
 import { type Finding, finding, PatchTargetError } from "./lib/errors.ts";
 import { perParse } from "./lib/memo.ts";
-import { afterImports, importSpecifier } from "./lib/ast.ts";
+import { afterImports, hasNamedImport, importSpecifier, localDeclaration } from "./lib/ast.ts";
 
 const ID = "coalesce-page-reloads";
 const M = marker(ID);
@@ -50,15 +50,11 @@ function callbackOf(call: CallExpression): Node | null {
   if (!arg) return null;
   if (Node.isArrowFunction(arg) || Node.isFunctionExpression(arg)) return arg;
   if (Node.isIdentifier(arg)) {
-    const decl = arg.getSymbol()?.getDeclarations()[0] ?? findLocal(call.getSourceFile(), arg.getText());
+    const decl = arg.getSymbol()?.getDeclarations()[0] ?? localDeclaration(call.getSourceFile(), arg.getText());
     if (decl && Node.isVariableDeclaration(decl)) return decl.getInitializer() ?? null;
     if (decl && Node.isFunctionDeclaration(decl)) return decl;
   }
   return null;
-}
-
-function findLocal(ast: SourceFile, name: string): Node | undefined {
-  return ast.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === name) ?? ast.getDescendantsOfKind(SyntaxKind.FunctionDeclaration).find((d) => d.getName() === name);
 }
 
 const insideCoalesced = (n: Node): boolean => !!n.getFirstAncestor((a) => Node.isCallExpression(a) && a.getExpression().getText() === "coalesced");
@@ -124,7 +120,7 @@ function findDirectCalls(file: AnyFile): Direct[] {
 
 const reviewed = (file: string, d: Direct) => REVIEWED_DIRECT[`${file}#${d.callee}`] !== undefined;
 
-const hasImport = (file: AnyFile) => /import\s*\{\s*coalesced\s*\}\s*from\s*["'][^"']*lib\/coalesce["']/.test(file.text);
+const hasImport = (file: AnyFile) => hasNamedImport(file.text, "coalesced", "lib/coalesce");
 
 function apply(file: PatchFile): void {
   const subs = findAll(file, SUBSCRIBE);

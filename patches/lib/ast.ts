@@ -1,7 +1,7 @@
 // Small AST helpers the patches share (locating only; edits go through magic-string).
 import path from "node:path";
 import { noteAnchor } from "./anchors.ts";
-import { type ArrowFunction, type FunctionDeclaration, type FunctionExpression, Node, type SourceFile, SyntaxKind } from "ts-morph";
+import { type ArrowFunction, type FunctionDeclaration, type FunctionExpression, Node, type SourceFile, SyntaxKind, type VariableDeclaration } from "ts-morph";
 
 export type FnLike = ArrowFunction | FunctionExpression;
 
@@ -53,4 +53,14 @@ export function importSpecifier(fromFile: string, toFile: string): string {
 export function afterImports(sf: SourceFile): number {
   const imports = sf.getImportDeclarations();
   return imports.length ? imports[imports.length - 1].getEnd() : 0;
+}
+
+/** The file's `const name = …` (at any depth), else its `function name(…)`: what a bare identifier names. */
+export function localDeclaration(sf: SourceFile, name: string): VariableDeclaration | FunctionDeclaration | undefined {
+  return sf.getDescendantsOfKind(SyntaxKind.VariableDeclaration).find((d) => d.getName() === name) ?? sf.getDescendantsOfKind(SyntaxKind.FunctionDeclaration).find((d) => d.getName() === name);
+}
+
+/** Whether `text` has `import { name } from "…/<moduleTail>"` (the single named import a patch adds). */
+export function hasNamedImport(text: string, name: string, moduleTail: string): boolean {
+  return new RegExp(`import\\s*\\{\\s*${name}\\s*\\}\\s*from\\s*["'][^"']*${moduleTail.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}["']`).test(text);
 }

@@ -36,7 +36,7 @@ export function ensureNode22(log: (line: string) => void = () => {}): string {
     execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", tmp, NODE22_SPEC], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    if (existsSync(bundledBinary)) return bundledBinary; // another process installed it meanwhile
+    if (existsSync(bundledBinary)) return ensureNode22(log); // another process installed it meanwhile: checked like any found binary
     const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim().split("\n").filter(Boolean).pop();
     throw new Error(
       `could not install ${NODE22_SPEC} into .cache/node22 (${stderr ?? (err as Error).message.split("\n")[0]}); ` +
