@@ -3,6 +3,9 @@
 // SQLite's write lock from a second connection while the hook requests arrive (as another writer
 // would), so it is one transaction by construction (the queue's stats show it), not by timing.
 import { randomUUID } from "node:crypto";
+import http from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo, Socket } from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../harness/sqlite.ts";
@@ -67,6 +70,69 @@ describe.each(trees())("coalesce-broadcasts at runtime: %s", (_label, buildTree:
       }
     } finally {
       db.close();
+    }
+  });
+
+  it("a batch's frames leave in one write per client (corked until the tick ends); outside a hold, one write per frame", async () => {
+    // The tree's own websocket.js and ws, in this process, on a real HTTP server with real clients;
+    // each accepted socket counts its writes (_write/_writev: one per syscall).
+    const outDir = (await buildTree()).outDir;
+    const load = createRequire(path.join(outDir, "server", "websocket.js"));
+    const wsModule = load("./websocket.js") as {
+      initWebSocket(server: http.Server): unknown; broadcast(type: string, data: unknown): void;
+      holdBroadcasts(): { flush(): void }; closeWebSocket(): void;
+    };
+    const { WebSocket } = load("ws") as { WebSocket: new (url: string) => import("node:events").EventEmitter & { close(): void } };
+    const server = http.createServer();
+    const writes = new Map<Socket, number>();
+    server.on("connection", (socket: Socket) => {
+      writes.set(socket, 0);
+      const counted = socket as unknown as Record<"_write" | "_writev", (...a: unknown[]) => unknown>;
+      for (const name of ["_write", "_writev"] as const) {
+        const original = counted[name];
+        counted[name] = function (this: unknown, ...a: unknown[]) {
+          writes.set(socket, writes.get(socket)! + 1);
+          return original.apply(this, a);
+        };
+      }
+    });
+    wsModule.initWebSocket(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const clients = await Promise.all([0, 1].map(() => new Promise<{ ws: { close(): void }; got: string[] }>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      const got: string[] = [];
+      ws.on("message", (m: Buffer) => got.push(JSON.parse(String(m)).data.n));
+      ws.on("open", () => resolve({ ws, got }));
+      ws.on("error", reject);
+    })));
+    try {
+      const total = () => [...writes.values()].reduce((a, b) => a + b, 0);
+      const FRAMES = 12;
+      const frames = (tag: string) => Array.from({ length: FRAMES }, (_, i) => `${tag}${i}`);
+
+      let before = total();
+      for (const n of frames("free")) wsModule.broadcast("new_event", { n });
+      const freeWrites = total() - before;
+      await waitFor("every frame sent outside a hold", () => clients.every((c) => c.got.length === FRAMES));
+
+      before = total();
+      const hold = wsModule.holdBroadcasts();
+      for (const n of frames("held")) wsModule.broadcast("new_event", { n });
+      hold.flush();
+      const duringTick = total() - before;
+      await new Promise((resolve) => setImmediate(resolve));
+      const heldWrites = total() - before;
+      await waitFor("every held frame", () => clients.every((c) => c.got.length === 2 * FRAMES));
+
+      expect(freeWrites).toBe(FRAMES * clients.length); // the counter sees one write per frame and client
+      expect(duringTick).toBe(0); // corked: nothing leaves before the tick ends
+      expect(heldWrites).toBe(clients.length); // then one write per client
+      for (const c of clients) expect(c.got).toEqual([...frames("free"), ...frames("held")]); // all of them, in order
+    } finally {
+      for (const c of clients) c.ws.close();
+      wsModule.closeWebSocket();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
