@@ -18,6 +18,7 @@ import spoolHookEvents from "./spool-hook-events.ts";
 import coalescePageReloads from "./coalesce-page-reloads.ts";
 import dashboardAgentsOneRequest from "./dashboard-agents-one-request.ts";
 import boundSessionDetail from "./bound-session-detail.ts";
+import taskProgressAppends from "./task-progress-appends.ts";
 import batchWsFrames from "./batch-ws-frames.ts";
 
 export const patches: Patch[] = [
@@ -39,5 +40,6 @@ export const patches: Patch[] = [
   coalescePageReloads,
   dashboardAgentsOneRequest,
   boundSessionDetail,
+  taskProgressAppends,
   batchWsFrames,
 ];
