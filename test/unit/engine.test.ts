@@ -118,6 +118,15 @@ describe("optional targets", () => {
     expect(without.ok).toBe(true);
     expect(without.results).toMatchObject([{ file: "server/lib/added-later.js", action: "absent" }]);
   });
+
+  it("adds a patch's runtime files only when one of its optional targets is there to use them", () => {
+    const opt = { ...toyPatch, targets: [], optionalTargets: ["server/db.js"], adds: { "server/patch-runtime/toy.js": "// [patch:toy] runtime\n" } };
+    const withFile = runPatches(makeToyUpstream(), [opt]);
+    expect(withFile.results.map((r) => `${r.file} ${r.action}`)).toEqual(["server/db.js applied", "server/patch-runtime/toy.js applied"]);
+    const without = runPatches(makeToyUpstream(), [{ ...opt, optionalTargets: ["server/lib/added-later.js"] }]);
+    expect(without.ok).toBe(true);
+    expect(without.results.map((r) => `${r.file} ${r.action}`)).toEqual(["server/lib/added-later.js absent"]);
+  });
 });
 
 describe("whole-tree hooks: discover, verifyTree, satisfied", () => {

@@ -220,7 +220,9 @@ export class PatchEngine {
         }
       }
       if (results.some((r) => r.patch === patch.id && r.action === "failed")) blocked.add(patch.id);
-      for (const [file, content] of Object.entries(patch.adds ?? {})) {
+      // A patch with only optional targets, none of them in this release: nothing would use its runtime files.
+      const nothingToPatch = patch.targets.length === 0 && discovered.length === 0 && [...optional].every((f) => results.some((r) => r.patch === patch.id && r.file === f && r.action === "absent"));
+      for (const [file, content] of nothingToPatch ? [] : Object.entries(patch.adds ?? {})) {
         const abs = path.join(root, file);
         if (existsSync(abs) || added.has(file)) {
           results.push(failure(patch, file, "declared as a new file, but upstream already has it. Upstream added its own? Rename ours or drop the addition."));
